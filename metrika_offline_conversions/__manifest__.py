@@ -1,0 +1,23 @@
+{
+    "name": "Yandex Metrica Offline Conversions",
+    "summary": "Send CRM leads and sale orders to Yandex Metrica as offline conversions",
+    "version": "18.0.1.0.0",
+    "category": "Sales/CRM",
+    "license": "LGPL-3",
+    "author": "metrika_offline_conversions contributors",
+    "depends": ["sale_crm"],
+    "external_dependencies": {"python": ["phonenumbers"]},
+    "data": [
+        "security/metrika_security.xml",
+        "security/ir.model.access.csv",
+        "data/ir_cron_data.xml",
+        "views/metrika_conversion_views.xml",
+        "views/metrika_upload_views.xml",
+        "views/sale_order_views.xml",
+        "views/crm_lead_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/metrika_menus.xml",
+    ],
+    "installable": True,
+    "application": False,
+}

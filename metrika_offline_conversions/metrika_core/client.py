@@ -1,0 +1,557 @@
+"""HTTP client for the Yandex Metrica Management and CDP ("CRM data") APIs.
+
+The only module of the package that imports ``requests``, and :meth:`MetrikaClient._request` is
+the only method that sends. Each public method returns the relevant part of Metrica's JSON
+(a plain ``dict`` or ``list``); the status and duration of the last HTTP exchange are kept in
+``last_response_status`` and ``last_elapsed`` (seconds), ``last_attempts`` counts the attempts of
+the last call. A client instance is not meant to be shared between threads.
+
+Retries. ``max_retries`` (default 0) enables in-process retries with :class:`~.retry.RetryPolicy`
+and the injectable ``sleep``. They are applied
+
+* to idempotent requests (all GETs, ``set_order_statuses``) on every retryable error;
+* to uploads (non-idempotent POSTs) only when the error proves that Metrica did not take the
+  request (``maybe_accepted`` is false: quota 429/420, connection refused, connect timeout).
+
+An upload that timed out on read, lost its connection or got a 5xx is *not* re-posted here: the
+caller (the Odoo cron) first looks for it with :meth:`MetrikaClient.find_cdp_uploading` /
+:meth:`MetrikaClient.find_offline_uploading` (or :meth:`MetrikaClient.list_offline_uploadings`) and
+re-sends only when it is not there. A retry whose wait exceeds ``max_retry_sleep`` (e.g. a daily
+quota) is not slept through either: the error is raised for the caller to reschedule.
+
+The OAuth token is sent only in the ``Authorization: OAuth <token>`` header: never in a URL, a log
+line, an error text or ``repr()``.
+"""
+
+import csv
+import datetime
+import io
+import json
+import logging
+import random
+import re
+import time
+
+import requests
+
+from .errors import (
+    MetrikaError,
+    MetrikaTimeoutError,
+    MetrikaTransportError,
+    MetrikaUnexpectedResponseError,
+    MetrikaValidationError,
+    error_from_response,
+)
+from .retry import RetryPolicy
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api-metrika.yandex.net"
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_RETRY_SLEEP = 60.0
+USER_AGENT = "metrika-offline-conversions/18.0 (+python-requests/%s)" % requests.__version__
+
+MERGE_MODES = ("SAVE", "UPDATE", "APPEND")
+DELIMITER_TYPES = ("COMMA", "SEMICOLON")
+OFFLINE_UPLOAD_TYPES = ("BASIC", "CALLS", "CHATS")
+UPLOAD_FORMATS = ("csv", "json")
+VALIDATION_FAILED = "FAILED"
+VALIDATION_PASSED = "PASSED"
+
+_DELIMITERS = {"COMMA": ",", "SEMICOLON": ";"}
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: safe in a header
+_COUNTER_RE = re.compile(r"^[0-9]+$")
+_BASE_URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_NOT_CONNECTED = ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError("%s must be one of %s" % (name, ", ".join(choices)))
+    return value
+
+
+def _as_bytes(data, what="data"):
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    raise TypeError("%s must be bytes or str" % what)
+
+
+def _format_columns_mapping(mapping):
+    """``{"uniq_id": "ID"}`` → ``"uniq_id":"ID"`` (the string form Metrica expects)."""
+    if isinstance(mapping, str):
+        return mapping
+    pairs = mapping.items() if isinstance(mapping, dict) else mapping
+    parts = []
+    for system_name, header in pairs:
+        if '"' in str(system_name) or '"' in str(header):
+            raise ValueError("columns_mapping names must not contain double quotes")
+        parts.append('"%s":"%s"' % (system_name, header))
+    if not parts:
+        raise ValueError("columns_mapping must not be empty")
+    return ",".join(parts)
+
+
+def _identity_mapping(data, delimiter_type):
+    """Identity mapping built from the CSV header row, for files already using system names."""
+    first_line = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig")
+    headers = next(csv.reader(io.StringIO(first_line), delimiter=_DELIMITERS[delimiter_type]), [])
+    headers = [h for h in headers if h]
+    if not headers:
+        raise ValueError("the CSV has no header row to derive columns_mapping from")
+    return _format_columns_mapping((h, h) for h in headers)
+
+
+def _format_offset(value):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (value.microsecond // 1000)
+    raise TypeError("datetime_offset must be a datetime or an ISO string")
+
+
+def _parse_metrika_datetime(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+class MetrikaClient:
+    """Client of one Metrica counter.
+
+    :param token: OAuth token (scope ``metrika:offline_data`` + ``metrika:read``, or ``metrika:write``)
+    :param counter_id: counter (tag) id, a positive int or a string of digits
+    :param base_url: API root, ``https://api-metrika.yandex.net`` by default
+    :param timeout: ``(connect, read)`` seconds, or one number used for both
+    :param session: a ``requests.Session`` to use (the client closes only a session it created)
+    :param max_retries: in-process retries after the first attempt (see the module docstring)
+    :param retry_policy: :class:`~.retry.RetryPolicy`; a default one when ``None``
+    :param sleep: called with the seconds to wait between in-process retries
+    :param rng: jitter source for the policy (``random.random``)
+    :param clock: returns the current time (aware ``datetime`` or epoch seconds); used for the
+        daily-quota wait. ``None`` = the real UTC clock
+    :param max_retry_sleep: longest wait slept in-process; a longer one raises instead
+    :raise ValueError: empty/unsafe token, bad counter id, timeout or base URL
+    """
+
+    def __init__(
+        self,
+        token,
+        counter_id,
+        *,
+        base_url=DEFAULT_BASE_URL,
+        timeout=(DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
+        session=None,
+        max_retries=0,
+        retry_policy=None,
+        sleep=time.sleep,
+        rng=random.random,
+        clock=None,
+        max_retry_sleep=DEFAULT_MAX_RETRY_SLEEP,
+    ):
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError("A Metrica OAuth token is required")
+        token = token.strip()
+        if not _TOKEN_RE.match(token):
+            # Never echo the value: it is a secret.
+            raise ValueError("The Metrica OAuth token contains characters not allowed in a token")
+        self._token = token
+        self.counter_id = self._check_counter_id(counter_id)
+        if not isinstance(base_url, str) or not _BASE_URL_RE.match(base_url.strip()):
+            raise ValueError("base_url must be an http(s) URL")
+        self.base_url = base_url.strip().rstrip("/")
+        self.timeout = self._check_timeout(timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError("max_retries must be a non-negative integer")
+        self.max_retries = max_retries
+        self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng
+        self._clock = clock
+        self.max_retry_sleep = float(max_retry_sleep)
+        self._own_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.last_response_status = None
+        self.last_elapsed = None
+        self.last_attempts = 0
+
+    # ---------------------------------------------------------------- plumbing
+
+    @staticmethod
+    def _check_counter_id(counter_id):
+        if isinstance(counter_id, bool):
+            raise ValueError("counter_id must be a positive integer")
+        if isinstance(counter_id, str):
+            counter_id = counter_id.strip()
+            if not _COUNTER_RE.match(counter_id):
+                raise ValueError("counter_id must be a positive integer")
+            counter_id = int(counter_id)
+        if not isinstance(counter_id, int) or counter_id <= 0:
+            raise ValueError("counter_id must be a positive integer")
+        return counter_id
+
+    @staticmethod
+    def _check_timeout(timeout):
+        if isinstance(timeout, (tuple, list)):
+            if len(timeout) != 2:
+                raise ValueError("timeout must be a number or a (connect, read) pair")
+            values = tuple(timeout)
+        else:
+            values = (timeout, timeout)
+        checked = []
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError("timeouts must be positive numbers of seconds")
+            checked.append(float(value))
+        return tuple(checked)
+
+    def __repr__(self):
+        return "MetrikaClient(counter_id=%r, base_url=%r, token='***')" % (self.counter_id, self.base_url)
+
+    def close(self):
+        """Close the HTTP session if this client created it."""
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _headers(self, extra=None):
+        headers = {
+            "Authorization": "OAuth " + self._token,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _transport_error(self, err):
+        """Turn a ``requests`` exception into ours; the token is in neither URL nor message."""
+        name = "requests.%s" % type(err).__name__
+        reason = err.args[0] if err.args else None
+        never_sent = isinstance(err, requests.ConnectTimeout) or any(
+            cls.__name__ in _NOT_CONNECTED for cls in type(getattr(reason, "reason", reason)).__mro__
+        )
+        detail = "%s: %s" % (name, err)
+        if isinstance(err, requests.Timeout):
+            if never_sent:
+                text = "Timed out connecting to Metrica; the request was not sent (%s)" % detail
+            else:
+                text = "Timed out waiting for Metrica; an upload may have been accepted (%s)" % detail
+            return MetrikaTimeoutError(text, maybe_accepted=not never_sent)
+        if isinstance(err, requests.exceptions.SSLError):
+            return MetrikaTransportError("TLS error talking to Metrica (%s)" % detail, retryable=False, maybe_accepted=False)
+        if isinstance(err, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                            requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+            return MetrikaTransportError("Invalid request (%s)" % name, retryable=False, maybe_accepted=False)
+        if never_sent:
+            return MetrikaTransportError("Could not connect to Metrica (%s)" % detail, maybe_accepted=False)
+        return MetrikaTransportError("Connection to Metrica failed (%s)" % detail)
+
+    def _request(self, method, path, *, params=None, files=None, json_body=None, data=None, idempotent=None):
+        """Send one API request (with in-process retries if enabled) and return the parsed JSON.
+
+        :param method: ``GET`` / ``POST`` / …
+        :param path: path below ``base_url``, starting with ``/``
+        :param params: query parameters (``None`` values are dropped)
+        :param files: ``requests`` multipart files mapping
+        :param json_body: object sent as JSON
+        :param data: raw JSON bytes sent with ``Content-Type: application/json``
+        :param idempotent: may be re-sent after any retryable error (default: GET only)
+        :return: the decoded JSON body of a 2xx answer
+        :raise MetrikaError: one of its subclasses for every other outcome
+        """
+        if idempotent is None:
+            idempotent = method.upper() == "GET"
+        attempt = 0
+        while True:
+            attempt += 1
+            self.last_attempts = attempt
+            try:
+                return self._send_once(method, path, params=params, files=files, json_body=json_body, data=data)
+            except MetrikaError as err:
+                err.redact(self._token)
+                if attempt > self.max_retries or not self.retry_policy.should_retry(attempt, err):
+                    raise
+                if not idempotent and err.maybe_accepted:
+                    _logger.warning(
+                        "Metrika %s %s failed (%s), not re-sent: it may have been accepted",
+                        method, path, type(err).__name__,
+                    )
+                    raise
+                delay = self.retry_policy.delay_for(attempt, err, rng=self._rng)
+                if delay > self.max_retry_sleep:
+                    _logger.warning(
+                        "Metrika %s %s failed (%s); retry needs %.0f s, left to the caller",
+                        method, path, type(err).__name__, delay,
+                    )
+                    raise
+                _logger.warning(
+                    "Metrika %s %s failed (%s, status %s, %s), retry %d/%d in %.2f s",
+                    method, path, type(err).__name__, err.status, err.error_type or "-",
+                    attempt, self.max_retries, delay,
+                )
+                self._sleep(delay)
+
+    def _send_once(self, method, path, *, params=None, files=None, json_body=None, data=None):
+        url = self.base_url + path
+        extra = None
+        if data is not None:
+            extra = {"Content-Type": "application/json; charset=utf-8"}
+        if params:
+            params = {k: v for k, v in params.items() if v is not None}
+        self.last_response_status = None
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=params or None,
+                files=files,
+                json=json_body,
+                data=data,
+                headers=self._headers(extra),
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            body_bytes = response.content
+        except requests.RequestException as err:
+            self.last_elapsed = time.monotonic() - started
+            error = self._transport_error(err)
+            _logger.debug(
+                "Metrika %s %s: no answer after %.3f s (%s)", method, path, self.last_elapsed, type(err).__name__
+            )
+            raise error from None
+        self.last_elapsed = time.monotonic() - started
+        status = response.status_code
+        self.last_response_status = status
+        _logger.debug("Metrika %s %s -> HTTP %s in %.3f s", method, path, status, self.last_elapsed)
+        try:
+            body = json.loads(body_bytes.decode("utf-8")) if body_bytes else None
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        if 200 <= status < 300:
+            if body is None:
+                raise MetrikaUnexpectedResponseError(
+                    "Metrica answered HTTP %s with a body that is not JSON (%s)"
+                    % (status, response.headers.get("Content-Type", "no content type")),
+                    status=status,
+                )
+            return body
+        raise error_from_response(status, body, response.headers, now=self._now())
+
+    def _now(self):
+        return self._clock() if self._clock is not None else None
+
+    @staticmethod
+    def _field(body, key, kind):
+        if not isinstance(body, dict) or not isinstance(body.get(key), kind):
+            raise MetrikaUnexpectedResponseError(
+                "Metrica's answer has no %r %s" % (key, "list" if kind is list else "object"), status=200
+            )
+        return body[key]
+
+    def _uploading(self, body):
+        uploading = self._field(body, "uploading", dict)
+        if uploading.get("api_validation_status") == VALIDATION_FAILED:
+            errors = uploading.get("api_validation_errors") or []
+            if not isinstance(errors, list):
+                errors = [errors]
+            raise MetrikaValidationError(
+                "Metrica rejected upload %s: %d validation error(s)"
+                % (uploading.get("uploading_id") or "?", len(errors)),
+                errors=errors,
+                uploading=uploading,
+            ).redact(self._token)
+        return uploading
+
+    @property
+    def _counter_path(self):
+        return "/management/v1/counter/%d" % self.counter_id
+
+    @property
+    def _cdp_path(self):
+        return "/cdp/api/v1/counter/%d" % self.counter_id
+
+    # ---------------------------------------------------------------- management API
+
+    def get_counter(self):
+        """``GET /management/v1/counter/{id}`` → the ``counter`` dict (``name``, ``site``,
+        ``time_zone_name``, ``time_zone_offset`` …)."""
+        return self._field(self._request("GET", self._counter_path), "counter", dict)
+
+    def list_goals(self):
+        """``GET /management/v1/counter/{id}/goals`` → list of goal dicts."""
+        return self._field(self._request("GET", self._counter_path + "/goals"), "goals", list)
+
+    def upload_offline_conversions(self, data, *, comment=None, upload_type="BASIC", filename="offline_conversions.csv"):
+        """``POST …/offline_conversions/upload?type=…&comment=…`` (multipart part ``file``).
+
+        :param data: the CSV (bytes, or str encoded as UTF-8)
+        :param comment: ≤ 255 chars; a unique batch reference here lets
+            :meth:`find_offline_uploading` find the upload after a timeout
+        :return: the ``uploading`` dict (``id``, ``status`` …)
+        """
+        _check_choice("upload_type", upload_type, OFFLINE_UPLOAD_TYPES)
+        if comment is not None and len(comment) > 255:
+            raise ValueError("comment must be at most 255 characters")
+        files = {"file": (filename, _as_bytes(data), "text/csv")}
+        params = {"type": upload_type, "comment": comment}
+        body = self._request("POST", self._counter_path + "/offline_conversions/upload", params=params, files=files)
+        return self._field(body, "uploading", dict)
+
+    def get_offline_uploading(self, uploading_id):
+        """``GET …/offline_conversions/uploading/{id}`` → the ``uploading`` dict."""
+        path = "%s/offline_conversions/uploading/%d" % (self._counter_path, int(uploading_id))
+        return self._field(self._request("GET", path), "uploading", dict)
+
+    def list_offline_uploadings(self, limit=10000, offset=0):
+        """``GET …/offline_conversions/uploadings?limit&offset`` → list of uploading dicts."""
+        params = {"limit": int(limit), "offset": int(offset)}
+        body = self._request("GET", self._counter_path + "/offline_conversions/uploadings", params=params)
+        return self._field(body, "uploadings", list)
+
+    def find_offline_uploading(self, comment, *, limit=1000):
+        """The newest offline uploading whose ``comment`` equals ``comment``, or ``None``.
+
+        Offline conversions have no idempotency key: put a unique batch reference in ``comment``
+        and call this after a timeout before re-sending.
+        """
+        found = [u for u in self.list_offline_uploadings(limit=limit) if u.get("comment") == comment]
+        if not found:
+            return None
+        return max(found, key=lambda u: (str(u.get("create_time") or ""), u.get("id") or 0))
+
+    # ---------------------------------------------------------------- CDP API
+
+    def _cdp_upload(self, kind, data, *, fmt, merge_mode, delimiter_type, columns_mapping, filename):
+        _check_choice("merge_mode", merge_mode, MERGE_MODES)
+        _check_choice("fmt", fmt, UPLOAD_FORMATS)
+        path = "%s/data/%s/%s" % (self._cdp_path, kind, fmt)
+        if fmt == "json":
+            params = {"merge_mode": merge_mode}
+            if isinstance(data, (bytes, bytearray, memoryview, str)):
+                body = self._request("POST", path, params=params, data=_as_bytes(data))
+            else:
+                payload = {kind: data} if isinstance(data, (list, tuple)) else data
+                body = self._request("POST", path, params=params, json_body=payload)
+            return self._uploading(body)
+        _check_choice("delimiter_type", delimiter_type, DELIMITER_TYPES)
+        data = _as_bytes(data)
+        if columns_mapping is None:
+            columns_mapping = _identity_mapping(data, delimiter_type)
+        params = {
+            "merge_mode": merge_mode,
+            "columns_mapping": _format_columns_mapping(columns_mapping),
+            "delimiter_type": delimiter_type,
+        }
+        files = {"file": (filename, data, "text/csv")}
+        return self._uploading(self._request("POST", path, params=params, files=files))
+
+    def upload_simple_orders(self, data, *, merge_mode="SAVE", delimiter_type="COMMA", filename="simple_orders.csv"):
+        """``POST /cdp/api/v1/counter/{id}/data/simple_orders?merge_mode&delimiter_type`` (part ``file``).
+
+        :return: the ``uploading`` dict (``uploading_id``, ``api_validation_status`` …)
+        :raise MetrikaValidationError: when Metrica answers ``api_validation_status == "FAILED"``
+        """
+        _check_choice("merge_mode", merge_mode, MERGE_MODES)
+        _check_choice("delimiter_type", delimiter_type, DELIMITER_TYPES)
+        files = {"file": (filename, _as_bytes(data), "text/csv")}
+        params = {"merge_mode": merge_mode, "delimiter_type": delimiter_type}
+        return self._uploading(self._request("POST", self._cdp_path + "/data/simple_orders", params=params, files=files))
+
+    def upload_contacts(self, data, *, columns_mapping=None, merge_mode="SAVE", fmt="csv",
+                        delimiter_type="COMMA", filename="contacts.csv"):
+        """Upload customers: ``…/data/contacts/csv`` (multipart) or ``…/data/contacts/json``.
+
+        :param data: CSV bytes/str; for ``fmt="json"`` JSON bytes/str, a ``{"contacts": [...]}``
+            dict or the list of contacts
+        :param columns_mapping: ``{"system_name": "CSV header"}``, a list of pairs, or the ready
+            string ``"uniq_id":"ID",…``; ``None`` = identity mapping from the CSV header row
+        :raise MetrikaValidationError: on ``api_validation_status == "FAILED"``
+        """
+        return self._cdp_upload("contacts", data, fmt=fmt, merge_mode=merge_mode, delimiter_type=delimiter_type,
+                                columns_mapping=columns_mapping, filename=filename)
+
+    def upload_orders(self, data, *, columns_mapping=None, merge_mode="SAVE", fmt="csv",
+                      delimiter_type="COMMA", filename="orders.csv"):
+        """Upload orders: ``…/data/orders/csv`` (multipart) or ``…/data/orders/json``.
+
+        Same conventions as :meth:`upload_contacts` (a JSON list is wrapped as ``{"orders": [...]}``).
+        """
+        return self._cdp_upload("orders", data, fmt=fmt, merge_mode=merge_mode, delimiter_type=delimiter_type,
+                                columns_mapping=columns_mapping, filename=filename)
+
+    def get_order_statuses(self):
+        """``GET …/schema/order_statuses`` → list of status mappings."""
+        return self._field(self._request("GET", self._cdp_path + "/schema/order_statuses"), "order_statuses", list)
+
+    def set_order_statuses(self, statuses):
+        """``POST …/schema/order_statuses`` with ``{"order_statuses": [...]}`` → ``True``.
+
+        :param statuses: the list of statuses, the whole ``{"order_statuses": [...]}`` dict, or its
+            JSON bytes/str. Idempotent, so it is retried in-process like a GET.
+        """
+        path = self._cdp_path + "/schema/order_statuses"
+        if isinstance(statuses, (bytes, bytearray, memoryview, str)):
+            body = self._request("POST", path, data=_as_bytes(statuses), idempotent=True)
+        else:
+            payload = statuses if isinstance(statuses, dict) else {"order_statuses": list(statuses)}
+            body = self._request("POST", path, json_body=payload, idempotent=True)
+        if not isinstance(body, dict) or body.get("success") is not True:
+            raise MetrikaUnexpectedResponseError("Metrica did not confirm the order statuses", status=200)
+        return True
+
+    def last_uploadings(self, limit=10, datetime_offset=None):
+        """``GET …/last_uploadings?limit&datetime_offset&source=API`` → list, newest first.
+
+        :param limit: 1–1000
+        :param datetime_offset: only uploads strictly earlier (``datetime`` or ISO string)
+        """
+        limit = int(limit)
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+        params = {"limit": limit, "datetime_offset": _format_offset(datetime_offset), "source": "API"}
+        return self._field(self._request("GET", self._cdp_path + "/last_uploadings", params=params), "uploadings", list)
+
+    def find_cdp_uploading(self, uploading_id=None, limit=100, *, since=None, elements_count=None):
+        """Look an upload up in :meth:`last_uploadings`; the dict or ``None``.
+
+        With ``uploading_id`` the match is by id. After a timeout the id is unknown: pass
+        ``since`` (aware ``datetime``, e.g. just before the POST) and optionally ``elements_count``
+        (rows sent) to get the newest upload made since then with that many elements.
+        """
+        if uploading_id is None and since is None:
+            raise ValueError("give uploading_id or since")
+        if since is not None:
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=datetime.timezone.utc)
+            since = since.replace(microsecond=0)  # Metrica's times may have whole seconds only
+        for uploading in self.last_uploadings(limit=limit):
+            if uploading_id is not None and str(uploading.get("uploading_id")) != str(uploading_id):
+                continue
+            if since is not None:
+                when = _parse_metrika_datetime(uploading.get("datetime"))
+                if when is None or when < since:
+                    continue
+            if elements_count is not None and uploading.get("elements_count") != elements_count:
+                continue
+            return uploading
+        return None

@@ -1,0 +1,103 @@
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from .. import const
+from ..metrika_core import formats
+
+# Writing one of these may win or lose a lead.
+OUTCOME_FIELDS = ("active", "stage_id", "probability")
+
+
+class CrmLead(models.Model):
+    _name = "crm.lead"
+    _inherit = ["crm.lead", "metrika.identifier.mixin"]
+    _metrika_conversion_field = "lead_id"
+
+    metrika_conversion_ids = fields.One2many(
+        "metrika.conversion", "lead_id", string="Metrica conversion log",
+        groups="metrika_offline_conversions.group_metrika_manager",
+    )
+
+    def _metrika_attribution_depends(self):
+        return ["metrika_client_id", "email_from", "phone", "mobile"]
+
+    def _metrika_contact_values(self):
+        return [self.email_from], [self.mobile, self.phone]
+
+    def _metrika_sends(self, event, company):
+        return company.metrika_send_leads
+
+    def _metrika_order_reference(self):
+        return f"lead-{self.id}", self.create_date or self.env.cr.now()
+
+    def _metrika_revenue(self):
+        return self.expected_revenue, self.company_currency or self._metrika_company().currency_id
+
+    def _metrika_order_status(self, event):
+        if event == const.EVENT_CANCELLED and self._metrika_is_spam():
+            return formats.SPAM
+        return super()._metrika_order_status(event)
+
+    def _metrika_is_spam(self):
+        spam_reasons = self._metrika_company().metrika_spam_lost_reason_ids
+        return bool(self.lost_reason_id and self.lost_reason_id in spam_reasons)
+
+    def _metrika_outcome(self):
+        """won, lost or open: 18.0 has no won/lost field, the stage and archiving say it."""
+        self.ensure_one()
+        if not self.active:
+            return "lost"
+        return "won" if self.stage_id.is_won else "open"
+
+    # ------------------------------------------------------------------
+    # Business events: every route (buttons, kanban drag, import) is a create or a write.
+    # ------------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        leads = super().create(vals_list)
+        sending = leads.filtered(lambda lead: lead._metrika_company().metrika_send_leads)
+        if sending:
+            conversions = self.env["metrika.conversion"]
+            conversions._metrika_enqueue(sending, const.EVENT_IN_PROGRESS)
+            sending._metrika_enqueue_outcome({lead.id: "open" for lead in sending})
+        return leads
+
+    def write(self, vals):
+        watch = self.browse()
+        if any(name in vals for name in OUTCOME_FIELDS):
+            watch = self.filtered(lambda lead: lead._metrika_company().metrika_send_leads)
+        before = {lead.id: lead._metrika_outcome() for lead in watch}
+        result = super().write(vals)
+        if watch:
+            watch._metrika_enqueue_outcome(before)
+        if "lost_reason_id" in vals:
+            self._metrika_update_lost_status()
+        return result
+
+    def _metrika_enqueue_outcome(self, before):
+        conversions = self.env["metrika.conversion"]
+        won = self.filtered(lambda lead: lead._metrika_outcome() == "won" != before.get(lead.id))
+        lost = self.filtered(lambda lead: lead._metrika_outcome() == "lost" != before.get(lead.id))
+        conversions._metrika_enqueue(won, const.EVENT_PAID)
+        conversions._metrika_enqueue(lost, const.EVENT_CANCELLED)
+
+    def _metrika_update_lost_status(self):
+        """The Lost wizard archives first and sets the reason after: settle spam then."""
+        for status, leads in (
+            (formats.SPAM, self.filtered(lambda lead: lead._metrika_is_spam())),
+            (formats.CANCELLED, self.filtered(lambda lead: not lead._metrika_is_spam())),
+        ):
+            if leads:
+                self.env.flush_all()
+                self.env.cr.execute(SQL(
+                    "UPDATE metrika_conversion SET order_status = %s "
+                    "WHERE lead_id = ANY(%s) AND event = %s AND state = 'pending'",
+                    status, leads.ids, const.EVENT_CANCELLED,
+                ))
+        self.env["metrika.conversion"].invalidate_model(["order_status"])
+
+    def _metrika_enqueue_current_state(self):
+        conversions = self.env["metrika.conversion"]
+        conversions._metrika_enqueue(self, const.EVENT_IN_PROGRESS)
+        self._metrika_enqueue_outcome({})

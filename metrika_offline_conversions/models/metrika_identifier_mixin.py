@@ -1,0 +1,238 @@
+import logging
+
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from .. import const
+from .metrika_conversion import EVENT_STATUS
+from ..metrika_core.identifiers import (
+    InvalidIdentifier,
+    normalize_client_id,
+    normalize_email,
+    normalize_phone,
+    normalize_yclid,
+)
+
+_logger = logging.getLogger(__name__)
+
+ATTRIBUTION_SELECTION = [
+    ("maximum", "Maximum"),
+    ("good", "Good"),
+    ("medium", "Medium"),
+    ("none", "None"),
+]
+
+
+class MetrikaIdentifierMixin(models.AbstractModel):
+    """Metrica identifiers of a lead or a sale order, validated and stored normalised."""
+
+    _name = "metrika.identifier.mixin"
+    _description = "Yandex Metrica identifiers"
+    # The one2many to metrika.conversion on the concrete model, for counts and lists.
+    _metrika_conversion_field = None
+
+    metrika_client_id = fields.Char(
+        string="Metrica ClientID", index="btree_not_null", copy=False,
+        help="The visitor's Yandex Metrica ClientID (the _ym_uid cookie), digits only. It is "
+             "captured from the website; paste one that came by another channel.",
+    )
+    metrika_yclid = fields.Char(
+        string="yclid", index="btree_not_null", copy=False,
+        help="The Yandex Direct click ID from the landing page address (?yclid=...).",
+    )
+    metrika_attribution = fields.Selection(
+        ATTRIBUTION_SELECTION, string="Attribution quality",
+        compute="_compute_metrika_attribution",
+        help="How well Metrica can link this record to a visit: maximum with a ClientID and a "
+             "phone or e-mail, good with a ClientID only, medium with a phone or e-mail only.",
+    )
+    metrika_conversion_count = fields.Integer(
+        string="Metrica conversions", compute="_compute_metrika_conversion_count",
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._metrika_normalize_vals(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._metrika_normalize_vals(vals)
+        result = super().write(vals)
+        if vals.get("metrika_client_id") or vals.get("metrika_yclid"):
+            self._metrika_retry_skipped()
+        return result
+
+    @api.model
+    def _metrika_normalize_vals(self, vals):
+        checks = (
+            ("metrika_client_id", normalize_client_id, lambda value: _(
+                "A Metrica ClientID is a number of up to 20 digits, as Metrica's getClientID "
+                "returns it; \"%s\" is not one.", value
+            )),
+            ("metrika_yclid", normalize_yclid, lambda value: _(
+                "A yclid is a number of up to 25 digits, taken from the ?yclid= parameter of the "
+                "landing page address; \"%s\" is not one.", value
+            )),
+        )
+        for fname, normalize, message in checks:
+            if fname in vals and vals[fname]:
+                try:
+                    vals[fname] = normalize(vals[fname]) or False
+                except InvalidIdentifier:
+                    raise ValidationError(message(str(vals[fname])[:64])) from None
+
+    def _metrika_retry_skipped(self):
+        """Conversions skipped for want of an identifier go out once one arrives."""
+        field = self._metrika_conversion_field
+        skipped = self.env["metrika.conversion"].sudo().search([
+            (field, "in", self.ids),
+            ("state", "=", const.STATE_SKIPPED),
+            ("failure_reason", "=", "no_identifier"),
+        ])
+        skipped._metrika_reset_to_pending()
+
+    # ------------------------------------------------------------------
+    # What a conversion of this record carries
+    # ------------------------------------------------------------------
+
+    def _metrika_company(self):
+        return self.company_id or self.env.company
+
+    def _metrika_sends(self, event, company):
+        """Whether the company's settings send ``event`` for this kind of record."""
+        raise NotImplementedError
+
+    def _metrika_order_reference(self):
+        """(Metrica order id, creation datetime): stable, unique across companies."""
+        raise NotImplementedError
+
+    def _metrika_revenue(self):
+        """(amount, currency) this record is worth."""
+        raise NotImplementedError
+
+    def _metrika_conversion_base_values(self, event):
+        self.ensure_one()
+        company = self._metrika_company()
+        order_id, created = self._metrika_order_reference()
+        amount, currency = self._metrika_revenue()
+        return {
+            "company_id": company.id,
+            self._metrika_conversion_field: self.id,
+            "record_name": self.display_name,
+            "event": event,
+            "order_status": self._metrika_order_status(event),
+            "metrika_order_id": order_id,
+            "order_create_date": created,
+            "event_date": self.env.cr.now(),
+            "revenue": amount,
+            "currency_id": currency.id,
+            "transport": company.metrika_transport,
+            "state": const.STATE_PENDING,
+        }
+
+    def _metrika_order_status(self, event):
+        return EVENT_STATUS[event]
+
+    def _metrika_conversion_values(self, event):
+        """Values of the conversion row for ``event``, or None when settings do not send it."""
+        self.ensure_one()
+        company = self._metrika_company()
+        if not (company.metrika_enabled and self._metrika_sends(event, company)):
+            return None
+        values = self._metrika_conversion_base_values(event)
+        identifiers = self._metrika_identifiers()
+        if company.metrika_transport == const.TRANSPORT_OFFLINE:
+            if not (identifiers["client_ids"] or identifiers["yclids"]):
+                values.update(
+                    state=const.STATE_SKIPPED, failure_reason="no_identifier",
+                    last_error=_("Goal-based conversions need a ClientID or a yclid; this "
+                                 "record has neither."),
+                )
+        elif not (identifiers["client_ids"] or identifiers["emails"] or identifiers["phones"]):
+            values.update(
+                state=const.STATE_SKIPPED, failure_reason="no_identifier",
+                last_error=_("Neither a ClientID nor a phone or e-mail is known for this record."),
+            )
+        return values
+
+    def _metrika_contact_values(self):
+        """The raw (e-mails, phones) of the record's customer; each model says where they are."""
+        raise NotImplementedError
+
+    def _metrika_identifiers(self):
+        """Normalised identifiers; contact data that cannot be normalised is left out."""
+        self.ensure_one()
+        emails, phones = self._metrika_contact_values()
+        region = self.company_id.country_id.code or None
+        return {
+            "client_ids": [self.metrika_client_id] if self.metrika_client_id else [],
+            "yclids": [self.metrika_yclid] if self.metrika_yclid else [],
+            "emails": _normalized(emails, normalize_email),
+            "phones": _normalized(phones, lambda value: normalize_phone(value, region)),
+        }
+
+    def _metrika_attribution_depends(self):
+        return ["metrika_client_id"]
+
+    @api.depends(lambda self: self._metrika_attribution_depends())
+    def _compute_metrika_attribution(self):
+        for record in self:
+            identifiers = record._metrika_identifiers()
+            contact = bool(identifiers["emails"] or identifiers["phones"])
+            if identifiers["client_ids"]:
+                record.metrika_attribution = "maximum" if contact else "good"
+            else:
+                record.metrika_attribution = "medium" if contact else "none"
+
+    def _compute_metrika_conversion_count(self):
+        field = self._metrika_conversion_field
+        counts = dict(self.env["metrika.conversion"].sudo()._read_group(
+            [(field, "in", self.ids)], [field], ["__count"],
+        ))
+        for record in self:
+            record.metrika_conversion_count = counts.get(record._origin, 0)
+
+    def action_metrika_conversions(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "metrika_offline_conversions.metrika_conversion_action"
+        )
+        action["domain"] = [(self._metrika_conversion_field, "=", self.id)]
+        action["context"] = {"create": False}
+        return action
+
+    def action_metrika_send_now(self):
+        """Queue what is due for these records and wake the upload at once; never sends inline."""
+        self._metrika_enqueue_current_state()
+        conversions = self.env["metrika.conversion"].sudo().search([
+            (self._metrika_conversion_field, "in", self.ids),
+            ("state", "in", (const.STATE_PENDING, const.STATE_ERROR)),
+        ])
+        conversions._metrika_reset_to_pending()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "info",
+                "message": _("%s conversions will be sent to Yandex Metrica in a moment.",
+                             len(conversions)),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def _metrika_enqueue_current_state(self):
+        """Queue the events the records' current state implies (idempotent)."""
+        raise NotImplementedError
+
+
+def _normalized(values, normalize):
+    result = []
+    for value in values:
+        try:
+            normalized = normalize(value)
+        except InvalidIdentifier:
+            continue
+        if normalized and normalized not in result:
+            result.append(normalized)
+    return result

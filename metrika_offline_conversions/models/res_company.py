@@ -1,0 +1,193 @@
+import logging
+import re
+
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from .. import const
+from ..metrika_core.client import MetrikaClient
+from ..metrika_core import errors as metrika_errors
+
+_logger = logging.getLogger(__name__)
+
+# Metrica goal identifiers may not contain these characters (a JavaScript-event goal's rule).
+GOAL_FORBIDDEN = re.compile(r'[/\\&#?="\s]')
+# Changing any of these points the company at another account or counter.
+CONNECTION_FIELDS = ("metrika_counter_id", "metrika_token", "metrika_api_url")
+
+
+class ResCompany(models.Model):
+    _inherit = "res.company"
+
+    metrika_enabled = fields.Boolean(string="Send to Yandex Metrica")
+    metrika_counter_id = fields.Char(string="Metrica counter ID")
+    metrika_token = fields.Char(
+        string="Metrica OAuth token", groups="base.group_system", copy=False
+    )
+    metrika_api_url = fields.Char(
+        string="Metrica API URL", default=const.DEFAULT_API_URL, groups="base.group_system"
+    )
+    metrika_order_event = fields.Selection(
+        [("confirmed", "When the order is confirmed"), ("created", "When the order is created")],
+        string="Send orders", default="confirmed", required=True,
+    )
+    metrika_send_paid = fields.Boolean(string="Send paid orders", default=True)
+    metrika_send_cancelled = fields.Boolean(string="Send cancelled orders", default=True)
+    metrika_send_leads = fields.Boolean(string="Send CRM leads")
+    metrika_spam_lost_reason_ids = fields.Many2many(
+        "crm.lost.reason", "res_company_metrika_spam_lost_reason_rel", "company_id", "lost_reason_id",
+        string="Lost reasons sent as spam",
+    )
+    metrika_transport = fields.Selection(
+        [
+            (const.TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
+            (const.TRANSPORT_OFFLINE, "Goal-based offline conversions"),
+        ],
+        string="Transport", default=const.TRANSPORT_SIMPLE_ORDERS, required=True,
+    )
+    metrika_goal_in_progress = fields.Char(string="Goal for created orders and leads")
+    metrika_goal_paid = fields.Char(string="Goal for paid orders and won leads")
+    metrika_goal_cancelled = fields.Char(string="Goal for cancelled orders and lost leads")
+    metrika_hash_identifiers = fields.Boolean(string="Send phones and e-mails as MD5 only")
+    metrika_batch_size = fields.Integer(
+        string="Conversions per upload", default=const.DEFAULT_BATCH_SIZE
+    )
+    metrika_upload_retention_days = fields.Integer(
+        string="Keep uploaded files (days)", default=const.DEFAULT_UPLOAD_RETENTION_DAYS
+    )
+    metrika_paused = fields.Boolean(string="Metrica sending paused", readonly=True, copy=False)
+    metrika_pause_reason = fields.Text(string="Why sending is paused", readonly=True, copy=False)
+    metrika_counter_name = fields.Char(string="Metrica counter name", readonly=True, copy=False)
+    metrika_counter_time_zone = fields.Char(
+        string="Metrica counter time zone", readonly=True, copy=False
+    )
+
+    @api.constrains("metrika_counter_id")
+    def _check_metrika_counter_id(self):
+        for company in self:
+            value = company.metrika_counter_id
+            if value and not (value.strip().isdigit() and 0 < int(value) < 2**31):
+                raise ValidationError(_(
+                    "The Metrica counter ID is the number shown in the counter's list in Yandex "
+                    "Metrica, for example 12345678; \"%s\" is not one.", value
+                ))
+
+    @api.constrains("metrika_goal_in_progress", "metrika_goal_paid", "metrika_goal_cancelled")
+    def _check_metrika_goals(self):
+        for company in self:
+            for goal in (
+                company.metrika_goal_in_progress, company.metrika_goal_paid,
+                company.metrika_goal_cancelled,
+            ):
+                if goal and GOAL_FORBIDDEN.search(goal):
+                    raise ValidationError(_(
+                        "A Metrica goal identifier cannot contain spaces or any of / \\ & # ? = \"; "
+                        "\"%s\" does. Use the identifier of a JavaScript-event goal, not its name.",
+                        goal,
+                    ))
+
+    @api.constrains("metrika_batch_size", "metrika_upload_retention_days")
+    def _check_metrika_numbers(self):
+        for company in self:
+            if not 1 <= company.metrika_batch_size <= const.MAX_BATCH_SIZE:
+                raise ValidationError(_(
+                    "Conversions per upload must be between 1 and %s.", const.MAX_BATCH_SIZE
+                ))
+            if company.metrika_upload_retention_days < 1:
+                raise ValidationError(_("Uploaded files must be kept at least one day."))
+
+    @api.constrains("metrika_api_url")
+    def _check_metrika_api_url(self):
+        for company in self.sudo():
+            url = company.metrika_api_url
+            if url and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", url):
+                raise ValidationError(_(
+                    "The Metrica API URL must be an http(s) address without a query, such as %s.",
+                    const.DEFAULT_API_URL,
+                ))
+
+    def write(self, vals):
+        changed = self.browse()
+        if any(name in vals for name in CONNECTION_FIELDS):
+            changed = self.sudo().filtered(lambda company: any(
+                (company[name] or False) != (vals[name] or False)
+                for name in CONNECTION_FIELDS if name in vals
+            ))
+        result = super().write(vals)
+        if changed:
+            # Another token or counter: forget the old counter's time zone, and give sending
+            # another chance after an authentication pause.
+            super(ResCompany, changed).write({
+                "metrika_paused": False, "metrika_pause_reason": False,
+                "metrika_counter_name": False, "metrika_counter_time_zone": False,
+            })
+        return result
+
+    def _metrika_is_configured(self):
+        self.ensure_one()
+        company = self.sudo()
+        return bool(
+            company.metrika_enabled and company.metrika_counter_id and company.metrika_token
+        )
+
+    def _metrika_client(self):
+        """The only place a Metrica client is built from settings."""
+        self.ensure_one()
+        company = self.sudo()
+        return MetrikaClient(
+            company.metrika_token,
+            int(company.metrika_counter_id),
+            base_url=company.metrika_api_url or const.DEFAULT_API_URL,
+            timeout=const.HTTP_TIMEOUT,
+        )
+
+    def _metrika_counter_time_zone(self, client):
+        """The counter's time zone, read once from Metrica and kept on the company."""
+        self.ensure_one()
+        if not self.metrika_counter_time_zone:
+            counter = client.get_counter()
+            self.sudo().write({
+                "metrika_counter_name": counter.get("name") or False,
+                "metrika_counter_time_zone": counter.get("time_zone_name") or "UTC",
+            })
+        return self.metrika_counter_time_zone
+
+    def _metrika_pause(self, reason):
+        """Stop sending for this company until an administrator fixes the access."""
+        self.ensure_one()
+        self.sudo().write({"metrika_paused": True, "metrika_pause_reason": reason})
+        _logger.warning("Metrica sending paused for company %s: access refused", self.id)
+
+    @api.model
+    def _metrika_error_text(self, error):
+        """What a Metrica error means for the user, in their language, with Metrica's own words."""
+        detail = error.message or ""
+        if isinstance(error, metrika_errors.MetrikaAuthError):
+            return _(
+                "Yandex Metrica refused the access (HTTP %(status)s: %(detail)s). Check the "
+                "counter ID, and paste a new OAuth token of an account that may edit this counter, "
+                "with the metrika:write or metrika:offline_data permission.",
+                status=error.status, detail=detail,
+            )
+        if isinstance(error, metrika_errors.MetrikaValidationError):
+            return _("Yandex Metrica rejected the file: %s", "; ".join(error.errors) or detail)
+        if isinstance(error, metrika_errors.MetrikaBadRequestError):
+            return _(
+                "Yandex Metrica rejected the request (HTTP %(status)s): %(detail)s",
+                status=error.status, detail="; ".join(error.errors) or detail,
+            )
+        if isinstance(error, metrika_errors.MetrikaQuotaError):
+            return _(
+                "Yandex Metrica's request quota is used up (%(detail)s); sending resumes in "
+                "%(seconds)s seconds.", detail=detail, seconds=int(error.retry_after or 0),
+            )
+        if isinstance(error, metrika_errors.MetrikaServerError):
+            return _(
+                "Yandex Metrica is not available right now (HTTP %(status)s); sending will be "
+                "retried.", status=error.status,
+            )
+        if isinstance(error, metrika_errors.MetrikaTimeoutError):
+            return _("Yandex Metrica did not answer in time; sending will be retried.")
+        if isinstance(error, metrika_errors.MetrikaTransportError):
+            return _("Yandex Metrica could not be reached (%s); sending will be retried.", detail)
+        return _("Yandex Metrica answered unexpectedly: %s", detail)

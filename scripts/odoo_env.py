@@ -1,0 +1,70 @@
+"""Where the Odoo install is, and what the addon needs to run in it.
+
+Shared by the test runner and the server launcher so both start Odoo the same way.
+"""
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+ADDON = "metrika_offline_conversions"
+
+
+def odoo_available():
+    """True when this interpreter can import odoo (a source tree or an installed package)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import odoo"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def addons_path():
+    """Odoo's own addons plus this repository, comma separated, as ``--addons-path`` wants."""
+    odoo_dir = pathlib.Path(
+        subprocess.run(
+            [sys.executable, "-c", "import odoo, os; print(os.path.dirname(odoo.__file__))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    )
+    paths = []
+    extra = os.environ.get("ODOO_ADDONS_PATH")
+    if extra:
+        paths.append(extra)
+    # A source checkout keeps most addons beside the odoo package; a packaged Odoo keeps them in it.
+    if (odoo_dir.parent / "addons").is_dir():
+        paths.append(str(odoo_dir.parent / "addons"))
+    paths.append(str(odoo_dir / "addons"))
+    paths.append(str(REPO))
+    return ",".join(paths)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_postgres(seconds=30):
+    """Wait until PostgreSQL accepts connections; False when it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if shutil.which("pg_isready") is None:
+            return True
+        if subprocess.run(["pg_isready", "-q"], check=False).returncode == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def odoo_command(database, *args):
+    return [
+        sys.executable, "-m", "odoo",
+        "--database", database,
+        "--addons-path", addons_path(),
+        *args,
+    ]

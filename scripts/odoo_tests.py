@@ -1,0 +1,69 @@
+"""Install the addon on a fresh PostgreSQL database and run its Odoo tests with Odoo's runner.
+
+Prints Odoo's log, then a closing line ``odoo: N passed, N failed``. Exits non-zero when a test
+fails, when the install logs an error, or when no test ran at all.
+"""
+
+import re
+import subprocess
+import sys
+import time
+
+from odoo_env import ADDON, free_port, odoo_command, wait_for_postgres
+
+RESULT = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
+ERROR_LINE = re.compile(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ")
+
+
+def main():
+    if not wait_for_postgres():
+        print("odoo: PostgreSQL does not accept connections; start it first", flush=True)
+        return 2
+    database = f"metrika_test_{int(time.time())}"
+    test_tags = sys.argv[1] if len(sys.argv) > 1 else f"/{ADDON}"
+    command = odoo_command(
+        database,
+        "--init", ADDON,
+        "--test-tags", test_tags,
+        "--without-demo", "all",
+        "--stop-after-init",
+        "--http-interface", "127.0.0.1",
+        "--http-port", str(free_port()),
+        "--log-level", "info",
+        "--max-cron-threads", "0",
+    )
+    print("odoo: installing", ADDON, "on a fresh database", database, flush=True)
+    errors = 0
+    summary = None
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            if ERROR_LINE.match(line):
+                errors += 1
+            found = RESULT.search(line)
+            if found:
+                summary = tuple(int(value) for value in found.groups())
+        returncode = proc.wait()
+    subprocess.run(["dropdb", "--if-exists", database], check=False)
+
+    if summary is None:
+        print(f"odoo: the run ended (exit {returncode}) without a test report", flush=True)
+        return 1
+    failed, errored, total = summary
+    not_passed = failed + errored
+    print(f"odoo: {total - not_passed} passed, {not_passed} failed", flush=True)
+    if total == 0:
+        print("odoo: no test ran", flush=True)
+        return 1
+    # Odoo's runner reports failing tests in its exit code; errors logged outside a test
+    # (a view that does not validate, a failing data file) only show in the log.
+    if returncode != 0 or not_passed or errors:
+        print(f"odoo: FAILED (exit {returncode}, {errors} error lines in the log)", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
