@@ -15,7 +15,7 @@ the stand-in does not know gives 403 ``access_denied``)::
 
     GET  /management/v1/counter/{id}                                → {"counter": {...}}
     GET  /management/v1/counter/{id}/goals                          → {"goals": [...]}
-    POST /management/v1/counter/{id}/offline_conversions/upload     → {"uploading": {"id": N, "status": "UPLOADED", ...}}
+    POST /management/v1/counter/{id}/offline_conversions/upload     → {"uploading": {"id": N, "status": "UPLOADED"…}}
     GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]} (oldest first)
     GET  /management/v1/counter/{id}/offline_conversions/uploading/{uid}
     POST /cdp/api/v1/counter/{id}/data/simple_orders                → {"uploading": {"uploading_id": ..., ...}}
@@ -600,8 +600,10 @@ class MetrikaStandIn:
             return status, kw["body"], headers
         if status in _HTML_ERRORS and "error_type" not in kw:
             text = "%d %s" % (status, _HTML_ERRORS[status])
-            return status, "<html><head><title>%s</title></head><body><h1>%s</h1><hr>nginx</body></html>" % (text, text), headers
-        default_type, default_message = _REASONS.get(status, ("backend_error" if status >= 500 else "invalid_parameter", "Error"))
+            page = "<html><head><title>%s</title></head><body><h1>%s</h1><hr>nginx</body></html>" % (text, text)
+            return status, page, headers
+        fallback = ("backend_error" if status >= 500 else "invalid_parameter", "Error")
+        default_type, default_message = _REASONS.get(status, fallback)
         error_type = kw.get("error_type", default_type)
         message = kw.get("message") or _QUOTA_MESSAGES.get(error_type, default_message)
         return status, error_body(status, error_type, message, kw.get("location")), headers
@@ -670,7 +672,8 @@ class MetrikaStandIn:
         text = self._file_text(rec)
         header, rows = _read_csv(text, ",")
         id_columns = [c for c in header if c in OFFLINE_ID_COLUMNS]
-        unknown = [c for c in header if c not in OFFLINE_ID_COLUMNS and c not in ("Target", "DateTime", "Price", "Currency")]
+        known = set(OFFLINE_ID_COLUMNS) | {"Target", "DateTime", "Price", "Currency"}
+        unknown = [c for c in header if c not in known]
         if unknown:
             raise _RequestError(400, "invalid_uploading", "Unknown column(s): %s" % ", ".join(unknown))
         if len(set(header)) != len(header):
@@ -678,7 +681,8 @@ class MetrikaStandIn:
         if len(id_columns) != 1:
             raise _RequestError(
                 400, "invalid_uploading",
-                "Exactly one identifier column (ClientId, Yclid, UserId or PurchaseId) is required, got %d" % len(id_columns),
+                "Exactly one identifier column (ClientId, Yclid, UserId or PurchaseId) is required, got %d"
+                % len(id_columns),
             )
         for column in ("Target", "DateTime"):
             if column not in header:
@@ -696,7 +700,7 @@ class MetrikaStandIn:
             if len(row) != len(header):
                 problems.append("line %d: expected %d values, got %d" % (line, len(header), len(row)))
                 continue
-            values = dict(zip(header, row))
+            values = dict(zip(header, row, strict=True))
             ident = values[id_column]
             if not ident:
                 problems.append("line %d: %s is empty" % (line, id_column))
@@ -800,7 +804,7 @@ class MetrikaStandIn:
             if len(row) != len(header):
                 errors.append("line %d: expected %d values, got %d" % (line, len(header), len(row)))
                 continue
-            values = dict(zip(header, row))
+            values = dict(zip(header, row, strict=True))
             errors.extend("line %d: %s" % (line, p) for p in _check_order_row(values, goals, "simple"))
         return self._store_cdp(cid, "SIMPLE_ORDERS", "CSV", len(rows), errors)
 
@@ -831,7 +835,9 @@ class MetrikaStandIn:
         mapping = _parse_mapping(raw_mapping, CONTACT_FIELDS if kind == "contacts" else ORDER_FIELDS)
         missing = [f for f in REQUIRED_FIELDS[kind] if f not in mapping]
         if missing:
-            raise _RequestError(400, "invalid_parameter", "columns_mapping lacks %s" % ", ".join(missing), "columns_mapping")
+            raise _RequestError(
+                400, "invalid_parameter", "columns_mapping lacks %s" % ", ".join(missing), "columns_mapping"
+            )
         text = self._file_text(rec)
         header, rows = _read_csv(text, delimiter)
         if len(set(header)) != len(header):
@@ -846,7 +852,7 @@ class MetrikaStandIn:
             if len(row) != len(header):
                 errors.append("line %d: expected %d values, got %d" % (line, len(header), len(row)))
                 continue
-            cells = dict(zip(header, row))
+            cells = dict(zip(header, row, strict=True))
             values = {system: cells[column] for system, column in mapping.items()}
             if kind == "contacts":
                 problems = _check_contact_row(values)
@@ -908,13 +914,15 @@ class MetrikaStandIn:
                 raise _RequestError(400, "invalid_parameter", "duplicate id %s" % status["id"], where)
             seen.add(status["id"])
             if status.get("type") not in ORDER_STATUS_TYPES:
-                raise _RequestError(400, "invalid_parameter", "type must be one of %s" % ", ".join(ORDER_STATUS_TYPES), where)
+                reason = "type must be one of %s" % ", ".join(ORDER_STATUS_TYPES)
+                raise _RequestError(400, "invalid_parameter", reason, where)
             humanized = status.get("humanized")
             if humanized is not None and (not isinstance(humanized, str) or len(humanized) > 4096):
                 raise _RequestError(400, "invalid_parameter", "humanized must be a string of at most 4096 chars", where)
             goal_ids = status.get("goal_action_ids", [])
             if not isinstance(goal_ids, list) or len(goal_ids) > 10 or not all(isinstance(g, str) for g in goal_ids):
-                raise _RequestError(400, "invalid_parameter", "goal_action_ids must be a list of at most 10 strings", where)
+                reason = "goal_action_ids must be a list of at most 10 strings"
+                raise _RequestError(400, "invalid_parameter", reason, where)
         self.order_statuses[cid] = [dict(s, order_status_source="API") for s in statuses]
         return 200, {"success": True}
 
@@ -1099,6 +1107,15 @@ def _is_number(value):
     return isinstance(value, str) and bool(_DECIMAL_RE.match(value))
 
 
+def _is_goal_item(goal):
+    return (
+        isinstance(goal, dict)
+        and isinstance(goal.get("goal_action_id"), str)
+        and bool(_GOAL_ID_RE.match(goal["goal_action_id"]))
+        and (goal.get("price") is None or _is_number(goal["price"]))
+    )
+
+
 def _check_json_item(kind, item, goals):
     problems = []
     for field in REQUIRED_FIELDS[kind]:
@@ -1132,11 +1149,7 @@ def _check_json_item(kind, item, goals):
                 problems.append("%s must be a number" % field)
         goal_list = item.get("goals")
         if goal_list is not None:
-            if not isinstance(goal_list, list) or not all(
-                isinstance(g, dict) and isinstance(g.get("goal_action_id"), str) and _GOAL_ID_RE.match(g["goal_action_id"])
-                and (g.get("price") is None or _is_number(g["price"]))
-                for g in goal_list
-            ):
+            if not isinstance(goal_list, list) or not all(_is_goal_item(g) for g in goal_list):
                 problems.append('goals must be a list of {"goal_action_id", "price"}')
         products = item.get("products")
         if products is not None and (

@@ -257,7 +257,9 @@ class MetrikaClient:
                 text = "Timed out waiting for Metrica; an upload may have been accepted (%s)" % detail
             return MetrikaTimeoutError(text, maybe_accepted=not never_sent)
         if isinstance(err, requests.exceptions.SSLError):
-            return MetrikaTransportError("TLS error talking to Metrica (%s)" % detail, retryable=False, maybe_accepted=False)
+            return MetrikaTransportError(
+                "TLS error talking to Metrica (%s)" % detail, retryable=False, maybe_accepted=False
+            )
         if isinstance(err, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                             requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
             return MetrikaTransportError("Invalid request (%s)" % name, retryable=False, maybe_accepted=False)
@@ -401,7 +403,9 @@ class MetrikaClient:
         """``GET /management/v1/counter/{id}/goals`` → list of goal dicts."""
         return self._field(self._request("GET", self._counter_path + "/goals"), "goals", list)
 
-    def upload_offline_conversions(self, data, *, comment=None, upload_type="BASIC", filename="offline_conversions.csv"):
+    def upload_offline_conversions(
+        self, data, *, comment=None, upload_type="BASIC", filename="offline_conversions.csv"
+    ):
         """``POST …/offline_conversions/upload?type=…&comment=…`` (multipart part ``file``).
 
         :param data: the CSV (bytes, or str encoded as UTF-8)
@@ -475,7 +479,8 @@ class MetrikaClient:
         _check_choice("delimiter_type", delimiter_type, DELIMITER_TYPES)
         files = {"file": (filename, _as_bytes(data), "text/csv")}
         params = {"merge_mode": merge_mode, "delimiter_type": delimiter_type}
-        return self._uploading(self._request("POST", self._cdp_path + "/data/simple_orders", params=params, files=files))
+        path = self._cdp_path + "/data/simple_orders"
+        return self._uploading(self._request("POST", path, params=params, files=files))
 
     def upload_contacts(self, data, *, columns_mapping=None, merge_mode="SAVE", fmt="csv",
                         delimiter_type="COMMA", filename="contacts.csv"):
