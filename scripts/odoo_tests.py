@@ -4,6 +4,7 @@ Prints Odoo's log, then a closing line ``odoo: N passed, N failed``. Exits non-z
 fails, when the install logs an error, or when no test ran at all.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ def main():
     if not wait_for_postgres():
         print("odoo: PostgreSQL does not accept connections; start it first", flush=True)
         return 2
-    database = f"metrika_test_{int(time.time())}"
+    database = f"metrika_test_{int(time.time())}_{os.getpid()}"
     test_tags = sys.argv[1] if len(sys.argv) > 1 else f"/{ADDON}"
     command = odoo_command(
         database,

@@ -21,5 +21,6 @@ class AccountMove(models.Model):
             and before.get(move.id) not in PAID_STATES
         )
         if newly_paid:
-            newly_paid.line_ids.sale_line_ids.order_id._metrika_enqueue_if_paid()
+            # Whoever pays (a billing user may not read sale order lines) the orders are found.
+            newly_paid.sudo().line_ids.sale_line_ids.order_id._metrika_enqueue_if_paid()
         return result

@@ -73,6 +73,10 @@ class CrmLead(models.Model):
             watch._metrika_enqueue_outcome(before)
         if "lost_reason_id" in vals:
             self._metrika_update_lost_status()
+        if vals.get("metrika_client_id") or vals.get("metrika_yclid"):
+            # Quotations without identifiers of their own take the lead's (a stored compute,
+            # no write): their conversions skipped for want of one can go out now.
+            self.sudo().order_ids._metrika_retry_skipped()
         return result
 
     def _metrika_enqueue_outcome(self, before):

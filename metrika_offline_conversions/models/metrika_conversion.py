@@ -1,8 +1,12 @@
+import csv
+import io
 import logging
 import threading
 import time
 from datetime import timedelta, timezone
 from decimal import Decimal
+
+import psycopg2.errors
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
@@ -26,11 +30,12 @@ EVENT_STATUS = {
     const.EVENT_PAID: formats.PAID,
     const.EVENT_CANCELLED: formats.CANCELLED,
 }
-# Columns the enqueue INSERT writes; everything else keeps its database default.
+# Columns the enqueue INSERT writes. Odoo creates no database defaults (a field's ``default``
+# lives in the ORM only): a column left out of the INSERT is NULL.
 INSERT_COLUMNS = (
     "company_id", "sale_order_id", "lead_id", "record_name", "event", "order_status",
     "metrika_order_id", "order_create_date", "event_date", "revenue", "currency_id", "transport",
-    "state", "failure_reason", "last_error", "next_attempt_at",
+    "state", "failure_reason", "last_error", "next_attempt_at", "attempt_count",
 )
 RETRY_POLICY = RetryPolicy()
 
@@ -103,6 +108,12 @@ class MetrikaConversion(models.Model):
         string="Next attempt", readonly=True, default=fields.Datetime.now
     )
     sent_at = fields.Datetime(string="Sent on", readonly=True)
+    unconfirmed_upload_id = fields.Many2one(
+        "metrika.upload", string="Upload to confirm", readonly=True, ondelete="set null",
+        help="A goal-based upload whose answer was lost (timeout, dropped connection, server "
+             "error): Metrica may have stored it, so it is looked up before these rows are sent "
+             "again.",
+    )
     upload_ids = fields.Many2many(
         "metrika.upload", "metrika_conversion_metrika_upload_rel", "conversion_id", "upload_id",
         string="Uploads", readonly=True,
@@ -134,42 +145,104 @@ class MetrikaConversion(models.Model):
 
         Idempotent per record and event (a unique constraint decides, so concurrent
         transactions cannot queue twice), and never raises into the user's action: a record
-        that cannot be prepared gets an ``error`` row that says why.
+        that cannot be prepared gets an ``error`` row that says why. When the record went back
+        to an event it had already reached (an order cancelled, then confirmed again), that
+        event's row is queued again, so Metrica ends with the record's current status.
         """
         rows = []
-        now = self.env.cr.now()
         for record in records:
             try:
                 values = record._metrika_conversion_values(event)
             except Exception as err:  # noqa: BLE001 - a salesperson's action must go through
                 _logger.exception("Metrica: cannot prepare %s of %s", event, record)
-                values = record._metrika_conversion_base_values(event)
-                values.update(
-                    state=const.STATE_ERROR, failure_reason="invalid_data",
-                    last_error=_("This conversion could not be prepared: %s", err),
-                )
+                values = self._metrika_failed_values(record, event, err)
             if values:
                 rows.append(values)
         if not rows:
             return self.browse()
+        queued = self.browse()
+        for field in ("sale_order_id", "lead_id"):
+            part = [row for row in rows if row.get(field)]
+            if part:
+                queued |= self._metrika_insert(field, part)
+        if queued:
+            records.invalidate_recordset(["metrika_conversion_ids", "metrika_conversion_count"])
+            self._metrika_trigger_upload()
+        return queued
+
+    @api.model
+    def _metrika_failed_values(self, record, event, err):
+        """An ``error`` row saying why ``record`` could not be prepared, with as much of its
+        description as can still be read; None (logged) when not even that can be built."""
+        failure = {
+            "state": const.STATE_ERROR,
+            "failure_reason": "invalid_data",
+            "last_error": _("This conversion could not be prepared: %s", err),
+        }
+        record = record.sudo()
+        try:
+            company = record.company_id or self.env.company
+            if not company.metrika_enabled:
+                return None
+            try:
+                values = record._metrika_conversion_base_values(event)
+            except Exception:  # noqa: BLE001 - fall back to what cannot fail
+                values = {
+                    "company_id": company.id,
+                    record._metrika_conversion_field: record.id,
+                    "record_name": record.display_name,
+                    "event": event,
+                    "order_status": EVENT_STATUS[event],
+                    "transport": company.metrika_transport,
+                }
+            return {**values, **failure}
+        except Exception:  # noqa: BLE001
+            _logger.exception("Metrica: %s of %s is lost", event, record)
+            return None
+
+    @api.model
+    def _metrika_insert(self, field, rows):
+        """One INSERT for all rows; conflicts are skipped or, for a state left and reached
+        again, bring the existing row back to the queue."""
+        # Whole seconds, like every Odoo datetime: the cron compares with fields.Datetime.now(),
+        # which is truncated, so a row queued earlier in the same second is still due.
+        now = self.env.cr.now().replace(microsecond=0)
         for row in rows:
             row.setdefault("next_attempt_at", now)
-        query = SQL(
-            "INSERT INTO metrika_conversion (create_uid, create_date, write_uid, write_date, %s) "
-            "VALUES %s ON CONFLICT DO NOTHING RETURNING id",
-            SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
-            SQL(", ").join(
-                SQL("%s", (self.env.uid, now, self.env.uid, now)
-                    + tuple(row.get(column) or None for column in INSERT_COLUMNS))
-                for row in rows
-            ),
+            row.setdefault("event_date", now)
+            row["attempt_count"] = 0
+        values = SQL(", ").join(
+            SQL("%s", (self.env.uid, now, self.env.uid, now) + tuple(
+                None if row.get(column) is False else row.get(column) for column in INSERT_COLUMNS
+            ))
+            for row in rows
         )
-        self.env.cr.execute(query)
-        created = self.browse(row_id for (row_id,) in self.env.cr.fetchall())
-        if created:
-            records.invalidate_recordset(["metrika_conversion_ids"])
-            self._metrika_trigger_upload()
-        return created
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            """INSERT INTO metrika_conversion AS conversion
+                   (create_uid, create_date, write_uid, write_date, %(columns)s)
+               VALUES %(values)s
+               ON CONFLICT (%(field)s, event) DO UPDATE
+                  SET state = 'pending', event_date = EXCLUDED.event_date,
+                      revenue = EXCLUDED.revenue, order_status = EXCLUDED.order_status,
+                      next_attempt_at = EXCLUDED.next_attempt_at, attempt_count = 0,
+                      failure_reason = NULL, last_error = NULL,
+                      write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date
+                WHERE conversion.state IN ('sent', 'skipped', 'error')
+                  AND EXCLUDED.state = 'pending'
+                  AND EXISTS (
+                      SELECT 1 FROM metrika_conversion later
+                       WHERE later.%(field)s = conversion.%(field)s
+                         AND later.event != conversion.event
+                         AND later.event_date > conversion.event_date)
+               RETURNING id""",
+            columns=SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
+            values=values,
+            field=SQL.identifier(field),
+        ))
+        queued = self.browse(row_id for (row_id,) in self.env.cr.fetchall())
+        queued.invalidate_recordset()
+        return queued
 
     @api.model
     def _metrika_trigger_upload(self):
@@ -193,6 +266,9 @@ class MetrikaConversion(models.Model):
     def action_resend(self):
         """Send these conversions again at the next upload, whatever happened to them before."""
         self._check_manager()
+        # The write below is sudo: the manager must still be allowed to change these rows
+        # (multi-company rule), not just hold ids of another company's conversions.
+        self.check_access("write")
         self._metrika_reset_to_pending()
         return True
 
@@ -207,10 +283,32 @@ class MetrikaConversion(models.Model):
 
     def action_cancel(self):
         self._check_manager()
+        self.check_access("write")
         self.filtered(lambda c: c.state != const.STATE_SENT).sudo().write({
             "state": const.STATE_CANCELLED,
         })
         return True
+
+    @api.model
+    def _metrika_wake_companies(self, companies):
+        """Rows of ``companies`` that wait for their settings or access become due now.
+
+        For ``res.company.write`` when the connection settings change: without it, rows
+        postponed for incomplete settings wait up to an hour after the fix.
+        """
+        if not companies:
+            return
+        now = fields.Datetime.now()
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            "UPDATE metrika_conversion SET next_attempt_at = %s "
+            "WHERE company_id = ANY(%s) AND state = 'pending' "
+            "AND failure_reason IN ('settings', 'auth') AND next_attempt_at > %s",
+            now, companies.ids, now,
+        ))
+        if self.env.cr.rowcount:
+            self.invalidate_model(["next_attempt_at"])
+            self._metrika_trigger_upload()
 
     # ------------------------------------------------------------------
     # Upload (cron)
@@ -225,14 +323,29 @@ class MetrikaConversion(models.Model):
         seen = set()
         for company, transport in self._metrika_due_groups():
             while time.monotonic() - started < const.CRON_TIME_BUDGET_SECONDS:
+                if company.metrika_paused:
+                    # Access refused earlier in this run: nothing of this company is sent
+                    # (and no administrator is alerted twice) until the token is fixed.
+                    break
                 batch = self._metrika_lock_due_batch(company, transport, exclude=seen)
+                if not batch and auto_commit:
+                    # Look again from a fresh snapshot: rows a concurrent run settled after
+                    # ours began cannot be locked in this transaction (nothing is pending
+                    # here: the last batch was committed).
+                    self.env.cr.commit()
+                    batch = self._metrika_lock_due_batch(company, transport, exclude=seen)
                 if not batch:
                     break
                 seen.update(batch.ids)
-                batch._metrika_upload_batch(company, transport)
+                error = batch._metrika_upload_batch_guarded(company, transport)
                 done += len(batch)
+                if isinstance(error, metrika_errors.MetrikaQuotaError):
+                    # The quota is the account's: every other request would be refused too.
+                    self._metrika_postpone_due(company, transport, seen, error)
                 if auto_commit:
                     self.env.cr.commit()
+                if error is not None:
+                    break
         remaining = self._metrika_due_count()
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         if auto_commit:
@@ -273,8 +386,7 @@ class MetrikaConversion(models.Model):
     @api.model
     def _metrika_lock_due_batch(self, company, transport, exclude=()):
         """Take and lock the next batch; rows another worker holds are skipped, not waited for."""
-        self.env.flush_all()
-        self.env.cr.execute(SQL(
+        rows = self._metrika_execute_locking(SQL(
             "SELECT id FROM metrika_conversion "
             "WHERE company_id = %s AND transport = %s AND state = 'pending' "
             "AND next_attempt_at <= %s AND NOT (id = ANY(%s)) "
@@ -282,30 +394,112 @@ class MetrikaConversion(models.Model):
             company.id, transport, fields.Datetime.now(), list(exclude),
             company.metrika_batch_size or const.DEFAULT_BATCH_SIZE,
         ))
-        return self.sudo().browse(row_id for (row_id,) in self.env.cr.fetchall())
+        return self.sudo().browse(row_id for (row_id,) in rows)
+
+    @api.model
+    def _metrika_execute_locking(self, query):
+        """Run a row-locking query; ``[]`` when a concurrent run changed those rows meanwhile.
+
+        Odoo's transactions are REPEATABLE READ: a row that another worker updated and committed
+        after this transaction's snapshot cannot be locked here ("could not serialize access").
+        That worker has settled the row, so there is nothing for us to take now; the next run
+        (a fresh snapshot) will see the queue as it is.
+        """
+        self.env.flush_all()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(query, log_exceptions=False)
+                return self.env.cr.fetchall()
+        except (psycopg2.errors.SerializationFailure, psycopg2.errors.LockNotAvailable):
+            _logger.info(
+                "Metrica: conversions were changed by a concurrent upload; left to the next run"
+            )
+            return []
+
+    @api.model
+    def _metrika_postpone_due(self, company, transport, exclude, error):
+        """Make the rest of the company's due rows wait as long as Metrica asked (quota)."""
+        rows = self._metrika_execute_locking(SQL(
+            "SELECT id FROM metrika_conversion "
+            "WHERE company_id = %s AND transport = %s AND state = 'pending' "
+            "AND next_attempt_at <= %s AND NOT (id = ANY(%s)) FOR UPDATE SKIP LOCKED",
+            company.id, transport, fields.Datetime.now(), list(exclude),
+        ))
+        waiting = self.sudo().browse(row_id for (row_id,) in rows)
+        waiting._metrika_mark_postponed(
+            _retry_reason(error), self.env["res.company"]._metrika_error_text(error),
+            delay=RETRY_POLICY.delay_for(1, error),
+        )
+
+    def _metrika_upload_batch_guarded(self, company, transport):
+        """Like ``_metrika_upload_batch``, but a bug in one batch never stops the queue behind it."""
+        try:
+            with self.env.cr.savepoint():
+                return self._metrika_upload_batch(company, transport)
+        except Exception as err:  # noqa: BLE001 - recorded on the rows, which stay resendable
+            _logger.exception(
+                "Metrica: a batch of %s conversions of company %s failed unexpectedly",
+                len(self), company.id,
+            )
+            self._metrika_mark_final(
+                const.STATE_ERROR, "unexpected",
+                _("Sending failed on an unexpected error (%s); see the server log, then resend.",
+                  type(err).__name__),
+            )
+            return None
 
     def _metrika_upload_batch(self, company, transport):
+        """Send this batch; return the error that should stop the company's sending, or None.
+
+        Never raises for anything Metrica or the settings can cause: every outcome is recorded
+        on the rows (and on a ``metrika.upload`` when a request was attempted).
+        """
         company = company.sudo()
         sendable = self._metrika_drop_unsendable()
         if not sendable:
-            return
+            return None
+        settings_message = _(
+            "Set the Metrica counter ID and OAuth token in Settings to send conversions."
+        )
         if not company._metrika_is_configured():
+            sendable._metrika_mark_postponed("settings", settings_message, delay=3600)
+            return None
+        try:
+            client = company._metrika_client()
+        except ValueError as err:
+            # e.g. a token pasted with a space or a line break inside; never echo the value.
+            _logger.warning("Metrica settings of company %s are unusable: %s", company.id, err)
             sendable._metrika_mark_postponed(
                 "settings",
-                _("Set the Metrica counter ID and OAuth token in Settings to send conversions."),
+                _("The Metrica settings cannot be used (%(reason)s). %(hint)s",
+                  reason=err, hint=settings_message),
                 delay=3600,
             )
-            return
-        client = company._metrika_client()
+            return None
         try:
             if transport == const.TRANSPORT_OFFLINE:
-                sendable._metrika_send_offline(company, client)
-            else:
+                try:
+                    sendable = sendable._metrika_confirm_lost_uploads(client)
+                except metrika_errors.MetrikaError as error:
+                    sendable._metrika_mark_failed(company, error)
+                    return error if _stops_sending(error) else None
+                return sendable._metrika_send_offline(company, client) if sendable else None
+            try:
                 time_zone = company._metrika_counter_time_zone(client)
-                sendable._metrika_send_simple_orders(company, client, time_zone)
-        except metrika_errors.MetrikaError as error:
-            # Reading the counter failed before any file was sent.
-            sendable._metrika_mark_failed(company, error)
+            except metrika_errors.MetrikaError as error:
+                # Reading the counter failed before any file was sent: log the attempt, so
+                # that the failure is visible and an access alert has a record to live on.
+                upload = sendable._metrika_create_upload(company, transport, row_count=0)
+                upload._metrika_record_failure(error, client.last_elapsed or 0.0)
+                sendable._metrika_mark_failed(company, error, upload=upload)
+                _logger.warning(
+                    "Metrica: reading counter of company %s failed: %s (HTTP %s)",
+                    company.id, type(error).__name__, error.status,
+                )
+                return error if _stops_sending(error) else None
+            return sendable._metrika_send_simple_orders(company, client, time_zone)
+        finally:
+            client.close()
 
     def _metrika_drop_unsendable(self):
         """Settle rows that can never be sent; return the rest."""
@@ -342,20 +536,19 @@ class MetrikaConversion(models.Model):
             _("Neither a ClientID nor a phone or e-mail is known for this record."),
         )
         if not orders:
-            return
-        rows, invalid = self._metrika_build_rows(
+            return None
+        rows, invalid, data = self._metrika_build_rows(
             orders, lambda items: formats.build_simple_orders_csv(items, time_zone, hashed=hashed)
         )
         invalid._metrika_mark_final(const.STATE_ERROR, "invalid_data", None)
-        if rows:
-            conversions = self.browse(conversion.id for conversion, _order in rows)
-            data = formats.build_simple_orders_csv(
-                [order for _conversion, order in rows], time_zone, hashed=hashed
-            )
-            conversions._metrika_send_file(
-                company, const.TRANSPORT_SIMPLE_ORDERS, data,
-                lambda: client.upload_simple_orders(data),
-            )
+        if not rows:
+            return None
+        conversions = self.browse(conversion.id for conversion, _order in rows)
+        return conversions._metrika_send_file(
+            company, const.TRANSPORT_SIMPLE_ORDERS, data,
+            # SAVE with stable order ids: sending again after a lost answer changes nothing.
+            lambda _upload: client.upload_simple_orders(data),
+        )
 
     def _metrika_latest_per_order(self):
         """For each Metrica order id in this batch, the conversion that carries its current state.
@@ -432,23 +625,49 @@ class MetrikaConversion(models.Model):
             const.STATE_SKIPPED, "no_identifier",
             _("Goal-based conversions need a ClientID or a yclid; this record has neither."),
         )
+        stop = None
         for column, items in by_column.items():
             if not items:
                 continue
-            rows, invalid = self._metrika_build_rows(
+            rows, invalid, data = self._metrika_build_rows(
                 items, lambda part, col=column: formats.build_offline_conversions_csv(part, col)
             )
             invalid._metrika_mark_final(const.STATE_ERROR, "invalid_data", None)
             if not rows:
                 continue
             conversions = self.browse(conversion.id for conversion, _item in rows)
-            data = formats.build_offline_conversions_csv([item for _c, item in rows], column)
-            conversions._metrika_send_file(
+            if stop is not None:
+                # The first file was refused for the whole account (access or quota): this one
+                # would be too. Its rows wait with the same reason, without a request.
+                conversions._metrika_mark_waiting(stop)
+                continue
+            stop = conversions._metrika_send_file(
                 company, const.TRANSPORT_OFFLINE, data,
-                lambda data=data: client.upload_offline_conversions(
-                    data, comment="Odoo offline conversions"
+                lambda upload, data=data: client.upload_offline_conversions(
+                    data, comment=upload._metrika_comment()
                 ),
             )
+        return stop
+
+    def _metrika_confirm_lost_uploads(self, client):
+        """Rows whose last goal-based upload lost its answer: was it stored after all?
+
+        Goal hits have no idempotency key, so sending them again blindly could count them
+        twice. Each such upload carries a unique comment; if Metrica lists it, its rows are
+        sent. Returns the rows still to send.
+        """
+        unconfirmed = self.filtered("unconfirmed_upload_id")
+        if not unconfirmed:
+            return self
+        for upload in unconfirmed.unconfirmed_upload_id:
+            rows = unconfirmed.filtered(lambda c, upload=upload: c.unconfirmed_upload_id == upload)
+            uploading = client.find_offline_uploading(upload._metrika_comment())
+            if uploading:
+                upload._metrika_record_success(uploading, upload.duration)
+                rows._metrika_mark_sent()
+                _logger.info("Metrica upload %s was stored although its answer was lost", upload.id)
+        self._metrika_update([SQL("unconfirmed_upload_id = NULL")])
+        return self.filtered(lambda c: c.state == const.STATE_PENDING)
 
     # -- shared ----------------------------------------------------------
 
@@ -456,11 +675,11 @@ class MetrikaConversion(models.Model):
         """Keep the (conversion, row) pairs the file builder accepts; the others get its reason.
 
         Builders refuse a whole file for one bad row, so on failure each row is tried alone:
-        one broken record never holds back the rest of the batch.
+        one broken record never holds back the rest of the batch. Returns
+        ``(accepted pairs, refused conversions, file of the accepted rows or None)``.
         """
         try:
-            build([row for _conversion, row in items])
-            return items, self.browse()
+            return items, self.browse(), build([row for _conversion, row in items])
         except ValueError:
             pass
         accepted = []
@@ -473,38 +692,51 @@ class MetrikaConversion(models.Model):
                 invalid |= conversion
             else:
                 accepted.append((conversion, row))
-        return accepted, invalid
+        data = build([row for _conversion, row in accepted]) if accepted else None
+        return accepted, invalid, data
 
     def _metrika_record(self):
         self.ensure_one()
         return self.sale_order_id or self.lead_id
 
-    def _metrika_send_file(self, company, transport, data, send):
-        """One HTTP request: send ``data``, log it as a metrika.upload, settle these rows."""
-        upload = self.env["metrika.upload"].sudo().create({
+    def _metrika_create_upload(self, company, transport, row_count):
+        return self.env["metrika.upload"].sudo().create({
             "company_id": company.id,
             "transport": transport,
             "conversion_ids": [(6, 0, self.ids)],
-            "row_count": len(self),
+            "row_count": row_count,
         })
+
+    def _metrika_send_file(self, company, transport, data, send):
+        """One HTTP request: send ``data``, log it as a metrika.upload, settle these rows.
+
+        Returns the error when it should stop the company's sending for now (access refused,
+        quota), else None.
+        """
+        # Rows of the file, not conversions: two events of one order are one CSV row.
+        row_count = max(sum(1 for _row in csv.reader(io.StringIO(data.decode("utf-8")))) - 1, 0)
+        upload = self._metrika_create_upload(company, transport, row_count)
         upload._metrika_attach_file(data)
         started = time.monotonic()
         try:
-            uploading = send()
+            uploading = send(upload)
         except metrika_errors.MetrikaError as error:
             upload._metrika_record_failure(error, time.monotonic() - started)
             self._metrika_mark_failed(company, error, upload=upload)
+            if transport == const.TRANSPORT_OFFLINE and error.maybe_accepted:
+                self._metrika_update([SQL("unconfirmed_upload_id = %s", upload.id)])
             _logger.warning(
                 "Metrica upload %s for company %s failed: %s (HTTP %s, retryable %s)",
                 upload.id, company.id, type(error).__name__, error.status, error.retryable,
             )
-            return
+            return error if _stops_sending(error) else None
         upload._metrika_record_success(uploading, time.monotonic() - started)
         self._metrika_mark_sent()
         _logger.info(
             "Metrica upload %s for company %s: %s conversions sent in %.2fs",
             upload.id, company.id, len(self), time.monotonic() - started,
         )
+        return None
 
     # -- state changes (set-based, so a batch costs the same queries whatever its size) --
 
@@ -524,7 +756,7 @@ class MetrikaConversion(models.Model):
             SQL("sent_at = %s", fields.Datetime.now()),
             SQL("failure_reason = NULL"),
             SQL("last_error = NULL"),
-            SQL("attempt_count = attempt_count + 1"),
+            SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
         ])
 
     def _metrika_mark_final(self, state, reason, message):
@@ -542,6 +774,16 @@ class MetrikaConversion(models.Model):
             SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
         ])
 
+    def _metrika_mark_waiting(self, error):
+        """Rows not attempted because the account is refused for now: same reason, no attempt."""
+        message = self.env["res.company"]._metrika_error_text(error)
+        if isinstance(error, metrika_errors.MetrikaAuthError):
+            self._metrika_update([SQL("failure_reason = 'auth'"), SQL("last_error = %s", message)])
+        else:
+            self._metrika_mark_postponed(
+                _retry_reason(error), message, delay=RETRY_POLICY.delay_for(1, error)
+            )
+
     def _metrika_mark_failed(self, company, error, upload=None):
         message = self.env["res.company"]._metrika_error_text(error)
         if isinstance(error, metrika_errors.MetrikaAuthError):
@@ -555,7 +797,7 @@ class MetrikaConversion(models.Model):
             self._metrika_update([
                 SQL("failure_reason = %s", _retry_reason(error)),
                 SQL("last_error = %s", message),
-                SQL("attempt_count = attempt_count + 1"),
+                SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
                 SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
             ])
         else:
@@ -567,8 +809,13 @@ class MetrikaConversion(models.Model):
                 SQL("state = %s", const.STATE_ERROR),
                 SQL("failure_reason = %s", reason),
                 SQL("last_error = %s", message),
-                SQL("attempt_count = attempt_count + 1"),
+                SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
             ])
+
+
+def _stops_sending(error):
+    """Errors that concern the whole account, not this file: stop sending for this run."""
+    return isinstance(error, (metrika_errors.MetrikaAuthError, metrika_errors.MetrikaQuotaError))
 
 
 def _retry_reason(error):

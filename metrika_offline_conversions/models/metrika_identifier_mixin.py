@@ -113,18 +113,21 @@ class MetrikaIdentifierMixin(models.AbstractModel):
 
     def _metrika_conversion_base_values(self, event):
         self.ensure_one()
-        company = self._metrika_company()
-        order_id, created = self._metrika_order_reference()
-        amount, currency = self._metrika_revenue()
+        # The row describes the record, whoever's action queued it: an accountant paying an
+        # invoice may not read the order's opportunity, a salesperson may not read a colleague's.
+        record = self.sudo()
+        company = record._metrika_company()
+        order_id, created = record._metrika_order_reference()
+        amount, currency = record._metrika_revenue()
         return {
             "company_id": company.id,
-            self._metrika_conversion_field: self.id,
-            "record_name": self.display_name,
+            record._metrika_conversion_field: record.id,
+            "record_name": record.display_name,
             "event": event,
-            "order_status": self._metrika_order_status(event),
+            "order_status": record._metrika_order_status(event),
             "metrika_order_id": order_id,
             "order_create_date": created,
-            "event_date": self.env.cr.now(),
+            "event_date": self.env.cr.now().replace(microsecond=0),
             "revenue": amount,
             "currency_id": currency.id,
             "transport": company.metrika_transport,
@@ -137,11 +140,12 @@ class MetrikaIdentifierMixin(models.AbstractModel):
     def _metrika_conversion_values(self, event):
         """Values of the conversion row for ``event``, or None when settings do not send it."""
         self.ensure_one()
-        company = self._metrika_company()
-        if not (company.metrika_enabled and self._metrika_sends(event, company)):
+        record = self.sudo()  # see _metrika_conversion_base_values
+        company = record._metrika_company()
+        if not (company.metrika_enabled and record._metrika_sends(event, company)):
             return None
-        values = self._metrika_conversion_base_values(event)
-        identifiers = self._metrika_identifiers()
+        values = record._metrika_conversion_base_values(event)
+        identifiers = record._metrika_identifiers()
         if company.metrika_transport == const.TRANSPORT_OFFLINE:
             if not (identifiers["client_ids"] or identifiers["yclids"]):
                 values.update(
@@ -164,7 +168,8 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         """Normalised identifiers; contact data that cannot be normalised is left out."""
         self.ensure_one()
         emails, phones = self._metrika_contact_values()
-        region = self.company_id.country_id.code or None
+        # A lead may have no company: read local numbers in the country of the one it goes to.
+        region = self._metrika_company().country_id.code or None
         return {
             "client_ids": [self.metrika_client_id] if self.metrika_client_id else [],
             "yclids": [self.metrika_yclid] if self.metrika_yclid else [],

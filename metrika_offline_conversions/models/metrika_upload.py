@@ -1,4 +1,3 @@
-import base64
 import json
 import logging
 from datetime import timedelta
@@ -50,6 +49,11 @@ class MetrikaUpload(models.Model):
             upload.display_name = _(
                 "%(transport)s upload #%(id)s", transport=labels.get(upload.transport), id=upload.id
             )
+
+    def _metrika_comment(self):
+        """Unique per upload: how a goal-based upload is found again when its answer was lost."""
+        self.ensure_one()
+        return f"Odoo upload {self.id}"
 
     def _metrika_attach_file(self, data):
         self.ensure_one()

@@ -7,5 +7,6 @@ class PaymentTransaction(models.Model):
     def _post_process(self):
         # Orders paid online without an invoice never see an invoice become paid.
         result = super()._post_process()
-        self.filtered(lambda tx: tx.state == "done").sale_order_ids._metrika_enqueue_if_paid()
+        done = self.filtered(lambda tx: tx.state == "done" and tx.operation != "validation")
+        done.sudo().sale_order_ids._metrika_enqueue_if_paid()
         return result

@@ -1,8 +1,11 @@
 import logging
 import re
 
+import psycopg2.errors
+
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core.client import MetrikaClient
@@ -121,6 +124,8 @@ class ResCompany(models.Model):
                 "metrika_paused": False, "metrika_pause_reason": False,
                 "metrika_counter_name": False, "metrika_counter_time_zone": False,
             })
+            # Rows that waited for these settings or this access go out at once.
+            self.env["metrika.conversion"]._metrika_wake_companies(changed)
         return result
 
     def _metrika_is_configured(self):
@@ -130,27 +135,42 @@ class ResCompany(models.Model):
             company.metrika_enabled and company.metrika_counter_id and company.metrika_token
         )
 
-    def _metrika_client(self):
-        """The only place a Metrica client is built from settings."""
+    def _metrika_client(self, timeout=None):
+        """The only place a Metrica client is built from settings.
+
+        Raises ValueError for settings the client cannot use (e.g. a token with a space).
+        """
         self.ensure_one()
         company = self.sudo()
         return MetrikaClient(
             company.metrika_token,
             int(company.metrika_counter_id),
             base_url=company.metrika_api_url or const.DEFAULT_API_URL,
-            timeout=const.HTTP_TIMEOUT,
+            timeout=timeout or const.HTTP_TIMEOUT,
         )
 
     def _metrika_counter_time_zone(self, client):
         """The counter's time zone, read once from Metrica and kept on the company."""
         self.ensure_one()
-        if not self.metrika_counter_time_zone:
-            counter = client.get_counter()
-            self.sudo().write({
-                "metrika_counter_name": counter.get("name") or False,
-                "metrika_counter_time_zone": counter.get("time_zone_name") or "UTC",
-            })
-        return self.metrika_counter_time_zone
+        company = self.sudo()
+        if company.metrika_counter_time_zone:
+            return company.metrika_counter_time_zone
+        counter = client.get_counter()
+        time_zone = counter.get("time_zone_name") or "UTC"
+        # Only a cache: written only where still empty and in a savepoint, so that a concurrent
+        # upload that cached it first (or a settings form holding the row) costs nothing.
+        self.env.flush_all()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(SQL(
+                    "UPDATE res_company SET metrika_counter_name = %s, metrika_counter_time_zone = %s "
+                    "WHERE id = %s AND metrika_counter_time_zone IS NULL",
+                    counter.get("name") or None, time_zone, company.id,
+                ), log_exceptions=False)
+        except (psycopg2.errors.SerializationFailure, psycopg2.errors.LockNotAvailable):
+            _logger.info("Metrica: time zone of company %s cached by a concurrent run", company.id)
+        company.invalidate_recordset(["metrika_counter_name", "metrika_counter_time_zone"])
+        return time_zone
 
     def _metrika_pause(self, reason):
         """Stop sending for this company until an administrator fixes the access."""

@@ -1,6 +1,15 @@
+import logging
+
+import psycopg2
+
 from odoo import api, fields, models
 
 from .. import const
+
+_logger = logging.getLogger(__name__)
+
+# A reversed invoice is settled by its credit note: it does not hold the order "unpaid".
+SETTLED_INVOICE_STATES = ("paid", "in_payment", "reversed")
 
 
 class SaleOrder(models.Model):
@@ -46,9 +55,18 @@ class SaleOrder(models.Model):
         lead = self.opportunity_id
         # With leads sent too, the lead and its first order are one Metrica order: the deal
         # goes from "created" to "paid" once, instead of being counted as two orders.
-        if lead and self._metrika_company().metrika_send_leads and self.id == min(lead.order_ids.ids):
+        if (lead and self._metrika_company().metrika_send_leads
+                and self.id == self._metrika_first_order_id(lead)):
             return f"lead-{lead.id}", lead.create_date
         return f"so-{self.id}", self.create_date or self.env.cr.now()
+
+    def _metrika_first_order_id(self, lead):
+        # Searched, not min(lead.order_ids.ids): that one2many is filtered by the user's record
+        # rules (a salesperson may not see a colleague's earlier quotation), so two quotations
+        # could both claim the lead's id.
+        return self.env["sale.order"].sudo().search(
+            [("opportunity_id", "=", lead.id)], order="id", limit=1
+        ).id
 
     def _metrika_revenue(self):
         return self.amount_total, self.currency_id
@@ -80,24 +98,35 @@ class SaleOrder(models.Model):
 
     def _action_cancel(self):
         result = super()._action_cancel()
+        self._metrika_enqueue_cancelled()
+        return result
+
+    def _metrika_enqueue_cancelled(self):
         # Metrica only hears of a cancellation for an order it was told about.
         known = self.env["metrika.conversion"].sudo().search(
             [("sale_order_id", "in", self.ids), ("event", "=", const.EVENT_IN_PROGRESS)]
         ).sale_order_id
         if known:
-            self.env["metrika.conversion"]._metrika_enqueue(known, const.EVENT_CANCELLED)
-        return result
+            self.env["metrika.conversion"]._metrika_enqueue(
+                self.browse(known.ids), const.EVENT_CANCELLED
+            )
 
     def _metrika_is_paid(self):
         """Paid in full: by online transactions, or by posted customer invoices net of refunds."""
         self.ensure_one()
         if self.state != "sale" or self.currency_id.is_zero(self.amount_total):
             return False
-        if self._is_paid():
+        # Not sale's _is_paid(): it counts "authorized" transactions, money only held on the card
+        # (manual capture), which may still be voided.
+        captured = sum(
+            tx.amount for tx in self.transaction_ids
+            if tx.state == "done" and tx.operation != "validation"
+        )
+        if self.currency_id.compare_amounts(captured, self.amount_total) >= 0:
             return True
         invoices = self.invoice_ids.filtered(lambda move: move.state == "posted")
         if not invoices or any(
-            move.move_type == "out_invoice" and move.payment_state not in ("paid", "in_payment")
+            move.move_type == "out_invoice" and move.payment_state not in SETTLED_INVOICE_STATES
             for move in invoices
         ):
             return False
@@ -108,9 +137,27 @@ class SaleOrder(models.Model):
         return self.currency_id.compare_amounts(paid, self.amount_total) >= 0
 
     def _metrika_enqueue_if_paid(self):
-        paid = self.filtered(lambda order: order._metrika_is_paid())
-        if paid:
-            self.env["metrika.conversion"]._metrika_enqueue(paid, const.EVENT_PAID)
+        """Queue "paid" for the orders now paid in full; never raises into the payment.
+
+        Called from payment and reconciliation code run by accountants, portal customers or
+        the payment cron, who may not read sale orders: the check runs as superuser.
+        """
+        orders = self.sudo()
+        paid_ids = []
+        for order in orders:
+            # Read-only, so nothing to undo when it fails. Database errors are not swallowed:
+            # the transaction is aborted then, and hiding it would only move the error.
+            try:
+                if order._metrika_is_paid():
+                    paid_ids.append(order.id)
+            except psycopg2.Error:
+                raise
+            except Exception:  # noqa: BLE001 - a payment must go through whatever happens here
+                _logger.exception("Metrica: cannot tell whether %s is paid", order)
+        if paid_ids:
+            self.env["metrika.conversion"]._metrika_enqueue(
+                orders.browse(paid_ids), const.EVENT_PAID
+            )
 
     def _metrika_enqueue_current_state(self):
         conversions = self.env["metrika.conversion"]
@@ -120,6 +167,5 @@ class SaleOrder(models.Model):
             const.EVENT_IN_PROGRESS,
         )
         self.filtered(lambda order: order.state == "sale")._metrika_enqueue_if_paid()
-        conversions._metrika_enqueue(
-            self.filtered(lambda order: order.state == "cancel"), const.EVENT_CANCELLED
-        )
+        # As on cancelling: a quotation Metrica never heard of is not sent as cancelled.
+        self.filtered(lambda order: order.state == "cancel")._metrika_enqueue_cancelled()
