@@ -836,6 +836,27 @@ class TestUpload(MetrikaCase):
         self.run_cron()
         self.assertRecordValues(conversion, [{"state": "sent"}])
 
+    def test_uploaded_files_are_removed_after_the_retention_period(self):
+        self.set_company(metrika_upload_retention_days=10)
+        self.make_orders(2)
+        self.run_cron()
+        old, recent = self.uploads(), None
+        self.make_orders(1)
+        self.run_cron()
+        recent = self.uploads() - old
+        self.env.cr.execute(
+            "UPDATE metrika_upload SET create_date = %s WHERE id = %s",
+            (fields.Datetime.now() - timedelta(days=11), old.id),
+        )
+        old.invalidate_recordset()
+        old_file = old.attachment_id
+        self.assertTrue(old_file and recent.attachment_id)
+        self.Upload._gc_uploaded_files()
+        self.assertFalse(old.attachment_id)
+        self.assertFalse(old_file.exists())
+        self.assertTrue(recent.attachment_id.exists())
+        self.assertRecordValues(old, [{"state": "done", "row_count": 2}])
+
     # ------------------------------------------------------------------ rows that cannot go
 
     def test_too_old_and_deleted_records(self):
