@@ -27,7 +27,24 @@ def load_stand_in():
     return module
 
 
-class MetrikaCase(TransactionCase):
+class StandInAccessMixin:
+    """Odoo blocks outgoing HTTP in tests; this lets through the Metrica stand-ins, and only them."""
+
+    @classmethod
+    def _stand_ins(cls):
+        return [cls.api]
+
+    @classmethod
+    def _request_handler(cls, session, request, /, **kwargs):
+        target = urlsplit(request.url)
+        for stand_in in cls._stand_ins():
+            address = urlsplit(stand_in.url)
+            if (target.hostname, target.port) == (address.hostname, address.port):
+                return _super_send(session, request, **kwargs)
+        return super()._request_handler(session, request, **kwargs)
+
+
+class MetrikaCase(StandInAccessMixin, TransactionCase):
     """A company that sends to a real HTTP server on 127.0.0.1 speaking the Metrica API."""
 
     @classmethod
@@ -54,15 +71,6 @@ class MetrikaCase(TransactionCase):
         cls.product = cls.env["product.product"].create({
             "name": "Sofa", "list_price": 1000.0, "type": "consu",
         })
-
-    @classmethod
-    def _request_handler(cls, session, request, /, **kwargs):
-        # Odoo blocks outgoing HTTP in tests; let through the stand-in, and only it.
-        stand_in = urlsplit(cls.api.url)
-        target = urlsplit(request.url)
-        if (target.hostname, target.port) == (stand_in.hostname, stand_in.port):
-            return _super_send(session, request, **kwargs)
-        return super()._request_handler(session, request, **kwargs)
 
     def setUp(self):
         super().setUp()

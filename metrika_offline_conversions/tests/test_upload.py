@@ -8,12 +8,11 @@ from datetime import datetime, timedelta, timezone
 from datetime import time as dt_time
 from decimal import Decimal
 from unittest.mock import patch
-from urllib.parse import urlsplit
 
 from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
-from odoo.tests.common import _super_send
+
 
 from odoo.addons.metrika_offline_conversions import const
 
@@ -75,12 +74,8 @@ class TestUpload(MetrikaCase):
         )
 
     @classmethod
-    def _request_handler(cls, session, request, /, **kwargs):
-        second = urlsplit(cls.second_api.url)
-        target = urlsplit(request.url)
-        if (target.hostname, target.port) == (second.hostname, second.port):
-            return _super_send(session, request, **kwargs)
-        return super()._request_handler(session, request, **kwargs)
+    def _stand_ins(cls):
+        return [cls.api, cls.second_api]
 
     def setUp(self):
         super().setUp()

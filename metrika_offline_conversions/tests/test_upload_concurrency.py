@@ -10,15 +10,14 @@ import csv
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
-from odoo.tests.common import BaseCase, _super_send, get_db_name, tagged
+from odoo.tests.common import BaseCase, get_db_name, tagged
 
 from odoo.addons.metrika_offline_conversions import const
 
-from .common import COUNTER_ID, TOKEN, load_stand_in
+from .common import COUNTER_ID, TOKEN, StandInAccessMixin, load_stand_in
 
 SIMPLE_ORDERS_PATH = f"/cdp/api/v1/counter/{COUNTER_ID}/data/simple_orders"
 QUEUE_SIZE = 12
@@ -42,7 +41,7 @@ COMPANY_CACHE_FIELDS = (
 
 
 @tagged("post_install", "-at_install")
-class TestUploadConcurrency(BaseCase):
+class TestUploadConcurrency(StandInAccessMixin, BaseCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -128,15 +127,6 @@ class TestUploadConcurrency(BaseCase):
             saved = cls.saved_company
             company.write({name: saved[name] for name in COMPANY_FIELDS})
             company.write({name: saved[name] for name in COMPANY_CACHE_FIELDS})
-
-    @classmethod
-    def _request_handler(cls, session, request, /, **kwargs):
-        # Odoo blocks outgoing HTTP in tests; let through the stand-in, and only it.
-        stand_in = urlsplit(cls.api.url)
-        target = urlsplit(request.url)
-        if (target.hostname, target.port) == (stand_in.hostname, stand_in.port):
-            return _super_send(session, request, **kwargs)
-        return super()._request_handler(session, request, **kwargs)
 
     def setUp(self):
         super().setUp()
