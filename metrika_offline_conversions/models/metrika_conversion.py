@@ -320,28 +320,30 @@ class MetrikaConversion(models.Model):
         auto_commit = not getattr(threading.current_thread(), "testing", False)
         started = time.monotonic()
         done = 0
-        seen = set()
         for company, transport in self._metrika_due_groups():
+            # Batches go in id order; a row this run already handled (and left due, e.g. on a
+            # test cursor that never commits) is never taken twice.
+            after_id = 0
             while time.monotonic() - started < const.CRON_TIME_BUDGET_SECONDS:
                 if company.metrika_paused:
                     # Access refused earlier in this run: nothing of this company is sent
                     # (and no administrator is alerted twice) until the token is fixed.
                     break
-                batch = self._metrika_lock_due_batch(company, transport, exclude=seen)
+                batch = self._metrika_lock_due_batch(company, transport, after_id)
                 if not batch and auto_commit:
                     # Look again from a fresh snapshot: rows a concurrent run settled after
                     # ours began cannot be locked in this transaction (nothing is pending
                     # here: the last batch was committed).
                     self.env.cr.commit()
-                    batch = self._metrika_lock_due_batch(company, transport, exclude=seen)
+                    batch = self._metrika_lock_due_batch(company, transport, after_id)
                 if not batch:
                     break
-                seen.update(batch.ids)
+                after_id = max(batch.ids)
                 error = batch._metrika_upload_batch_guarded(company, transport)
                 done += len(batch)
                 if isinstance(error, metrika_errors.MetrikaQuotaError):
                     # The quota is the account's: every other request would be refused too.
-                    self._metrika_postpone_due(company, transport, seen, error)
+                    self._metrika_postpone_due(company, transport, error)
                 if auto_commit:
                     self.env.cr.commit()
                 if error is not None:
@@ -384,14 +386,14 @@ class MetrikaConversion(models.Model):
         return self.env.cr.fetchone()[0]
 
     @api.model
-    def _metrika_lock_due_batch(self, company, transport, exclude=()):
+    def _metrika_lock_due_batch(self, company, transport, after_id=0):
         """Take and lock the next batch; rows another worker holds are skipped, not waited for."""
         rows = self._metrika_execute_locking(SQL(
             "SELECT id FROM metrika_conversion "
             "WHERE company_id = %s AND transport = %s AND state = 'pending' "
-            "AND next_attempt_at <= %s AND NOT (id = ANY(%s)) "
+            "AND next_attempt_at <= %s AND id > %s "
             "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            company.id, transport, fields.Datetime.now(), list(exclude),
+            company.id, transport, fields.Datetime.now(), after_id,
             company.metrika_batch_size or const.DEFAULT_BATCH_SIZE,
         ))
         return self.sudo().browse(row_id for (row_id,) in rows)
@@ -417,13 +419,16 @@ class MetrikaConversion(models.Model):
             return []
 
     @api.model
-    def _metrika_postpone_due(self, company, transport, exclude, error):
-        """Make the rest of the company's due rows wait as long as Metrica asked (quota)."""
+    def _metrika_postpone_due(self, company, transport, error):
+        """Make the rest of the company's due rows wait as long as Metrica asked (quota).
+
+        The refused batch itself already waits (it is no longer due).
+        """
         rows = self._metrika_execute_locking(SQL(
             "SELECT id FROM metrika_conversion "
             "WHERE company_id = %s AND transport = %s AND state = 'pending' "
-            "AND next_attempt_at <= %s AND NOT (id = ANY(%s)) FOR UPDATE SKIP LOCKED",
-            company.id, transport, fields.Datetime.now(), list(exclude),
+            "AND next_attempt_at <= %s FOR UPDATE SKIP LOCKED",
+            company.id, transport, fields.Datetime.now(),
         ))
         waiting = self.sudo().browse(row_id for (row_id,) in rows)
         waiting._metrika_mark_postponed(
