@@ -2,7 +2,8 @@
 
 DEFAULT_API_URL = "https://api-metrika.yandex.net"
 DEFAULT_BATCH_SIZE = 1000
-MAX_BATCH_SIZE = 10000
+# Odoo reads at most 1,000 records per query: larger batches would cost more queries each.
+MAX_BATCH_SIZE = 1000
 DEFAULT_UPLOAD_RETENTION_DAYS = 30
 
 # Metrica links conversions to visits for 21 days only; older ones are not worth sending.
