@@ -93,6 +93,7 @@ class CrmLead(models.Model):
             (formats.CANCELLED, self.filtered(lambda lead: not lead._metrika_is_spam())),
         ):
             if leads:
+                self.env["metrika.conversion"]._metrika_flush_queue()
                 self.env.flush_all()
                 self.env.cr.execute(SQL(
                     "UPDATE metrika_conversion SET order_status = %s "

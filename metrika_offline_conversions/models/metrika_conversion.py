@@ -38,6 +38,8 @@ INSERT_COLUMNS = (
     "state", "failure_reason", "last_error", "next_attempt_at", "attempt_count",
 )
 RETRY_POLICY = RetryPolicy()
+# Where a transaction keeps what it queued until the rows are written (see _metrika_enqueue).
+QUEUE_KEY = "metrika_conversion_queue"
 
 
 class MetrikaConversion(models.Model):
@@ -144,12 +146,50 @@ class MetrikaConversion(models.Model):
     def _metrika_enqueue(self, records, event):
         """Queue ``event`` for every record of ``records`` (sale orders or leads).
 
-        Idempotent per record and event (a unique constraint decides, so concurrent
-        transactions cannot queue twice), and never raises into the user's action: a record
-        that cannot be prepared gets an ``error`` row that says why. When the record went back
-        to an event it had already reached (an order cancelled, then confirmed again), that
-        event's row is queued again, so Metrica ends with the record's current status.
+        The rows are written in the same transaction, at the latest when it commits and before
+        anything reads the queue (``_search``, ``flush_model``): one INSERT for all an action
+        queued, instead of work inside every confirmation. Idempotent per record and event (a
+        unique constraint decides, so concurrent transactions cannot queue twice), and never
+        raises into the user's action: a record that cannot be prepared gets an ``error`` row
+        that says why. When a record went back to an event it had already reached (an order
+        cancelled, then confirmed again), that event's row is queued again, so Metrica ends
+        with the record's current status.
         """
+        if not records:
+            return
+        precommit = self.env.cr.precommit
+        queue = precommit.data.get(QUEUE_KEY)
+        if queue is None:
+            queue = precommit.data[QUEUE_KEY] = {}
+            env = self.env
+            precommit.add(lambda: env["metrika.conversion"]._metrika_flush_queue())
+        for record in records:
+            queue.setdefault((record._name, record.id, event), True)
+
+    @api.model
+    def _metrika_flush_queue(self):
+        """Write the conversions this transaction queued; return the rows created or re-queued."""
+        queue = self.env.cr.precommit.data.pop(QUEUE_KEY, None)
+        if not queue:
+            return self.browse()
+        grouped = {}
+        for model, record_id, event in queue:
+            grouped.setdefault((model, event), []).append(record_id)
+        written = self.browse()
+        for (model, event), record_ids in grouped.items():
+            written |= self._metrika_write_rows(self.env[model].browse(record_ids).exists(), event)
+        return written
+
+    def _search(self, domain, offset=0, limit=None, order=None):
+        self._metrika_flush_queue()
+        return super()._search(domain, offset=offset, limit=limit, order=order)
+
+    def flush_model(self, fnames=None):
+        self._metrika_flush_queue()
+        return super().flush_model(fnames)
+
+    @api.model
+    def _metrika_write_rows(self, records, event):
         rows = []
         for record in records:
             try:
@@ -208,25 +248,6 @@ class MetrikaConversion(models.Model):
         for column in INSERT_COLUMNS:
             value = row.get(column)
             cells.append(SQL("%s", None if value is False else value))
-        partner_id = row.get("contact_partner_id")
-        if partner_id:
-            # The customer's phone and e-mail are on a partner: let the database say whether
-            # there are any, rather than loading the partner inside the user's action.
-            no_contact = SQL(
-                "NOT EXISTS (SELECT 1 FROM res_partner WHERE id = %s AND "
-                "COALESCE(email, '') || COALESCE(phone, '') || COALESCE(mobile, '') != '')",
-                partner_id,
-            )
-            index = {column: position + 4 for position, column in enumerate(INSERT_COLUMNS)}
-            cells[index["state"]] = SQL(
-                "CASE WHEN %s THEN %s ELSE %s END", no_contact, const.STATE_SKIPPED, row["state"]
-            )
-            cells[index["failure_reason"]] = SQL(
-                "CASE WHEN %s THEN 'no_identifier' END", no_contact
-            )
-            cells[index["last_error"]] = SQL(
-                "CASE WHEN %s THEN %s END", no_contact, row["no_contact_message"]
-            )
         return SQL("(%s)", SQL(", ").join(cells))
 
     @api.model
@@ -243,9 +264,7 @@ class MetrikaConversion(models.Model):
         values = SQL(", ").join(self._metrika_insert_row(row, now) for row in rows)
         # Only this table is written and read: flushing everything would run the pending
         # writes and recomputations of the user's action here, query by query.
-        self.flush_model()
-        if any(row.get("contact_partner_id") for row in rows):
-            self.env["res.partner"].flush_model(["email", "phone", "mobile"])
+        super().flush_model()
         self.env.cr.execute(SQL(
             """INSERT INTO metrika_conversion AS conversion
                    (create_uid, create_date, write_uid, write_date, %(columns)s)
@@ -327,6 +346,7 @@ class MetrikaConversion(models.Model):
         if not companies:
             return
         now = fields.Datetime.now()
+        self._metrika_flush_queue()
         self.env.flush_all()
         self.env.cr.execute(SQL(
             "UPDATE metrika_conversion SET next_attempt_at = %s "
@@ -391,6 +411,7 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_due_groups(self):
+        self._metrika_flush_queue()
         self.env.flush_all()
         self.env.cr.execute(SQL(
             "SELECT DISTINCT conversion.company_id, conversion.transport "
@@ -405,6 +426,7 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_due_count(self):
+        self._metrika_flush_queue()
         self.env.flush_all()
         self.env.cr.execute(SQL(
             "SELECT COUNT(*) FROM metrika_conversion conversion "
@@ -435,6 +457,7 @@ class MetrikaConversion(models.Model):
         That worker has settled the row, so there is nothing for us to take now; the next run
         (a fresh snapshot) will see the queue as it is.
         """
+        self._metrika_flush_queue()
         self.env.flush_all()
         try:
             with self.env.cr.savepoint(flush=False):
@@ -776,6 +799,7 @@ class MetrikaConversion(models.Model):
     def _metrika_update(self, assignments):
         if not self:
             return
+        self._metrika_flush_queue()
         self.env.flush_all()
         self.env.cr.execute(SQL(
             "UPDATE metrika_conversion SET %s, write_date = %s, write_uid = %s WHERE id = ANY(%s)",

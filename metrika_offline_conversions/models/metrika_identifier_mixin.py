@@ -140,9 +140,8 @@ class MetrikaIdentifierMixin(models.AbstractModel):
     def _metrika_conversion_values(self, event):
         """Values of the conversion row for ``event``, or None when settings do not send it.
 
-        Runs inside the user's action, so it reads nothing that is not already loaded: whether
-        the customer has a phone or an e-mail is decided by the INSERT itself when they live
-        on a partner (``contact_partner_id``). Values are checked properly at upload time.
+        Only whether an identifier is there at all is checked here (cheaply, for a whole
+        batch of records); the values themselves are normalised and checked at upload time.
         """
         self.ensure_one()
         record = self.sudo()  # see _metrika_conversion_base_values
@@ -157,28 +156,17 @@ class MetrikaIdentifierMixin(models.AbstractModel):
                     last_error=_("Goal-based conversions need a ClientID or a yclid; this "
                                  "record has neither."),
                 )
-        elif not record.metrika_client_id:
-            known = record._metrika_contact_known()
-            message = _("Neither a ClientID nor a phone or e-mail is known for this record.")
-            if known is None:
-                values.update(
-                    contact_partner_id=record._metrika_contact_partner().id,
-                    no_contact_message=message,
-                )
-            elif not known:
-                values.update(
-                    state=const.STATE_SKIPPED, failure_reason="no_identifier", last_error=message,
-                )
+        elif not (record.metrika_client_id or record._metrika_contact_known()):
+            values.update(
+                state=const.STATE_SKIPPED, failure_reason="no_identifier",
+                last_error=_("Neither a ClientID nor a phone or e-mail is known for this record."),
+            )
         return values
 
     def _metrika_contact_known(self):
-        """Whether the record's own fields hold a phone or an e-mail; None when they live on
-        ``_metrika_contact_partner()``, which is then checked by the queueing INSERT."""
+        """Whether the customer has a phone or an e-mail at all (not checked for validity)."""
         emails, phones = self._metrika_contact_values()
         return any(emails) or any(phones)
-
-    def _metrika_contact_partner(self):
-        return self.env["res.partner"]
 
     def _metrika_contact_values(self):
         """The raw (e-mails, phones) of the record's customer; each model says where they are."""

@@ -44,14 +44,6 @@ class SaleOrder(models.Model):
         partner = self.partner_id
         return [partner.email], [partner.mobile, partner.phone]
 
-    def _metrika_contact_known(self):
-        # Confirming an order does not load the customer's contact fields: the queueing
-        # INSERT checks them instead of a query here.
-        return None
-
-    def _metrika_contact_partner(self):
-        return self.partner_id
-
     def _metrika_sends(self, event, company):
         if event == const.EVENT_PAID:
             return company.metrika_send_paid

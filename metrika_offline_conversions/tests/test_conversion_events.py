@@ -143,7 +143,8 @@ class TestConversionEvents(MetrikaCase):
         self.assertGreater(confirmed.event_date, cancelled.event_date)
         self.assertRecordValues(cancelled, [{"state": "sent"}])
         # Confirming once more changes nothing: the row is already queued.
-        self.assertFalse(self.Conversion._metrika_enqueue(order, const.EVENT_IN_PROGRESS))
+        self.Conversion._metrika_enqueue(order, const.EVENT_IN_PROGRESS)
+        self.assertFalse(self.Conversion._metrika_flush_queue())
 
     def test_database_refuses_a_second_row_per_order_and_event(self):
         order = self.make_order()
@@ -374,8 +375,12 @@ class TestConversionEvents(MetrikaCase):
             "order_line": [Command.create({"product_id": self.product.id})],
         })
         self.env.invalidate_all()
-        order.action_confirm()
-        self.assertEqual(order.state, "sale")
+        # sale_crm's own action_confirm reads the opportunity, so the seller cannot confirm
+        # it in plain Odoo either; the queueing done in the seller's transaction must still
+        # see the whole deal (and not raise).
+        conversions = self.Conversion.with_user(seller)
+        conversions._metrika_enqueue(order, const.EVENT_IN_PROGRESS)
+        conversions._metrika_flush_queue()
         self.assertRecordValues(self.conversions(order), [
             self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"lead-{lead.id}"),
         ])
@@ -478,7 +483,9 @@ class TestConversionEvents(MetrikaCase):
         with patch.object(type(self.env["sale.order"]), "_metrika_conversion_values", broken), \
                 mute_logger(ENQUEUE_LOGGER):
             order = self.make_order()
-        self.assertEqual(order.state, "sale")
+            self.assertEqual(order.state, "sale")
+            # The rows are written when the transaction commits (or the queue is read).
+            self.env.cr.precommit.run()
         self.assertRecordValues(self.conversions(order), [{
             "event": const.EVENT_IN_PROGRESS,
             "order_status": "IN_PROGRESS",
@@ -493,12 +500,13 @@ class TestConversionEvents(MetrikaCase):
         cron = self.env.ref(const.CRON_XMLID)
         Trigger = self.env["ir.cron.trigger"].sudo()
         before = Trigger.search_count([("cron_id", "=", cron.id)])
-        self.make_order()
-        self.assertTrue(self.env.cr.precommit.data.get("metrika_trigger_upload"))
+        order = self.make_order()
+        self.assertTrue(self.env.cr.precommit.data.get("metrika_conversion_queue"))
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before,
                          "the trigger waits for the commit")
         self.env.cr.precommit.run()
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before + 1)
+        self.assertEqual(len(self.conversions(order)), 1, "written by the commit's precommit")
 
     def test_sales_user_queues_but_cannot_read_the_log(self):
         salesman = new_test_user(

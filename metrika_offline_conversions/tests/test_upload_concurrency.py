@@ -92,9 +92,8 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
                 ]
             )
             cls.order_ids = orders.ids
-            conversions = env["metrika.conversion"]._metrika_enqueue(
-                orders, const.EVENT_IN_PROGRESS
-            )
+            env["metrika.conversion"]._metrika_enqueue(orders, const.EVENT_IN_PROGRESS)
+            conversions = env["metrika.conversion"]._metrika_flush_queue()
             cls.conversion_ids = conversions.ids
             # Only this test's rows may be due: the workers drain whatever is.
             cr.execute(

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""What the addon adds to confirming sale orders: time and SQL queries per order.
+
+Two fresh databases: one with ``sale_crm`` only (the addon's dependency), one with
+``metrika_offline_conversions`` and its company configured to send (enabled, counter, token, the
+API URL of a Metrica stand-in run in a child process). In each, N draft orders (default 1,000; one
+line each, partners with a phone and an e-mail, a third of the addon's orders with a ClientID) are
+created and committed. Then, per round, ``action_confirm()`` is called one order at a time for all
+of them (as the administrator, each order browsed on its own) followed by a final flush, in one
+transaction per database that is rolled back, so the next round confirms the same drafts again.
+Within a round the two databases take turns every 50 orders (both transactions stay open), so
+that load from elsewhere on a shared machine hits both sides alike; the median round counts. An
+untimed warm-up round comes first. Besides wall time, CPU time per order is printed (this
+thread's plus the PostgreSQL backend's, read from /proc): it is much less sensitive to other load.
+
+The addon's transaction must have queued exactly N conversions before its rollback (so the check
+cannot pass vacuously), and the stand-in must have received no request at all: confirming never
+talks to Metrica.
+
+    python3 benchmarks/bench_confirm_orders.py [--orders N] [--rounds R] [--chunk C] [--commit-each]
+
+By default the round's flush (what a commit runs before COMMIT: the ORM flush and the precommit
+hooks, where the addon writes the conversions queued during the transaction) is timed once at
+the end, as when many orders are confirmed in one action. ``--commit-each`` runs it after every
+order instead, in a flushing savepoint, as when each confirmation is its own request.
+
+Exits 1 when the addon adds 5% or more (wall) time per order, or 3 or more queries per order,
+or when the stand-in received anything.
+"""
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+
+from odoo_bench import (
+    ADDON,
+    Databases,
+    StandInProcess,
+    code_line,
+    machine_line,
+    open_registry,
+)
+
+MAX_ADDED_TIME = 0.05
+MAX_ADDED_QUERIES = 3.0
+TOKEN = "bench-token"
+ADMIN_UID = 2  # base.user_admin: a real user, record rules and access rights apply
+
+
+def make_drafts(registry, count, with_client_ids):
+    """Create ``count`` draft orders with one line each and commit; return their ids."""
+    from odoo import SUPERUSER_ID, api
+    with registry.cursor() as cr:  # commits on exit
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        product = env["product.product"].create({
+            "name": "Bench widget", "type": "consu", "list_price": 100.0,
+        })
+        partners = env["res.partner"].create([{
+            "name": "Customer %d" % index,
+            "email": "Customer.%d@Example.com" % index,
+            "phone": "+7 (9%02d) %03d-%02d-%02d" % (index % 100, index % 1000, index % 97, index % 89),
+        } for index in range(count)])
+        values = []
+        for index, partner in enumerate(partners):
+            vals = {
+                "partner_id": partner.id,
+                "user_id": ADMIN_UID,
+                "order_line": [(0, 0, {
+                    "product_id": product.id, "product_uom_qty": 1 + index % 5,
+                    "price_unit": 100.0 + index % 50,
+                })],
+            }
+            if with_client_ids and index % 3 == 0:
+                vals["metrika_client_id"] = "%d%09d" % (1_700_000_000 + index, index * 7919 % 10**9)
+            values.append(vals)
+        orders = env["sale.order"].create(values)
+        env.flush_all()
+        assert set(orders.mapped("state")) == {"draft"}
+        return orders.ids
+
+
+def configure_company(registry, url):
+    from odoo import SUPERUSER_ID, api
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env.company.write({
+            "metrika_enabled": True,
+            "metrika_counter_id": "12345",
+            "metrika_token": TOKEN,
+            "metrika_api_url": url,
+        })
+        assert env.company._metrika_is_configured()
+
+
+def backend_cpu_seconds(cr):
+    """CPU time used so far by the PostgreSQL backend serving ``cr`` (a local server)."""
+    cr.execute("SELECT pg_backend_pid()")
+    pid = cr.fetchone()[0]
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:  # not on Linux, or not the same machine
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ConfirmSession:
+    """One database's share of a round: a transaction that confirms its drafts chunk by chunk."""
+
+    def __init__(self, registry, order_ids, expect_conversions=None, diagnose=False):
+        from odoo import api
+        self.order_ids = order_ids
+        self.expect_conversions = expect_conversions
+        self.cr = registry.cursor()
+        self.env = api.Environment(self.cr, ADMIN_UID, {})
+        self.wall = self.cpu = 0.0
+        self.queries = 0
+        self.extra = {}
+        self.restore = None
+        if expect_conversions is not None:
+            self.cr.execute("SELECT COUNT(*) FROM metrika_conversion")
+            self.before = self.cr.fetchone()[0]
+        if diagnose:
+            self._instrument_enqueue()
+        self.backend_cpu = backend_cpu_seconds(self.cr)
+
+    def _instrument_enqueue(self):
+        # Time and queries spent in the addon's queueing (the call made by each confirmation,
+        # and the write of the queue at flush): what the added cost is made of.
+        model = type(self.env["metrika.conversion"])
+        spent = {"seconds": 0.0, "queries": 0, "calls": 0}
+        originals = {name: getattr(model, name) for name in ("_metrika_enqueue", "_metrika_flush_queue")}
+
+        def measured(original):
+            def method(self, *args, **kwargs):
+                start, queries = time.perf_counter(), self.env.cr.sql_log_count
+                try:
+                    return original(self, *args, **kwargs)
+                finally:
+                    spent["seconds"] += time.perf_counter() - start
+                    spent["queries"] += self.env.cr.sql_log_count - queries
+                    spent["calls"] += 1
+            return method
+
+        for name, original in originals.items():
+            setattr(model, name, measured(original))
+        self.restore = (model, originals)
+        self.extra["enqueue"] = spent
+
+    def _restore(self):
+        if self.restore:
+            model, originals = self.restore
+            for name, original in originals.items():
+                setattr(model, name, original)
+            self.restore = None
+
+    def _timed(self, work):
+        queries = self.cr.sql_log_count
+        wall, cpu = time.perf_counter(), time.thread_time()
+        work()
+        self.cpu += time.thread_time() - cpu
+        self.wall += time.perf_counter() - wall
+        self.queries += self.cr.sql_log_count - queries
+
+    def confirm(self, order_ids, commit_each=False):
+        orders = self.env["sale.order"]
+
+        def work():
+            for order_id in order_ids:
+                if commit_each:
+                    # A flushing savepoint runs what a commit runs before COMMIT (the ORM
+                    # flush and the precommit hooks, where the addon writes its queue),
+                    # while the round can still be rolled back and repeated.
+                    with self.cr.savepoint():
+                        orders.browse(order_id).action_confirm()
+                else:
+                    orders.browse(order_id).action_confirm()
+        self._timed(work)
+
+    def finish(self):
+        """Flush (timed), check what happened, roll back; return the figures."""
+        cr = self.cr
+        try:
+            # What a commit runs before COMMIT: the ORM flush and the precommit hooks (where
+            # the addon writes the conversions queued during the transaction).
+            self._timed(self.cr.flush)
+            backend_cpu = backend_cpu_seconds(cr)
+            if self.backend_cpu is not None and backend_cpu is not None:
+                self.extra["backend_cpu"] = backend_cpu - self.backend_cpu
+            cr.execute("SELECT COUNT(*) FROM sale_order WHERE id = ANY(%s) AND state = 'sale'",
+                       [list(self.order_ids)])
+            confirmed = cr.fetchone()[0]
+            assert confirmed == len(self.order_ids), (
+                "%d of %d orders confirmed" % (confirmed, len(self.order_ids)))
+            if self.expect_conversions is not None:
+                cr.execute("SELECT state, COUNT(*) FROM metrika_conversion GROUP BY state")
+                states = dict(cr.fetchall())
+                queued = sum(states.values()) - self.before
+                self.extra.update(queued=queued, states=states)
+                assert queued == self.expect_conversions, (
+                    "the addon queued %d conversions, expected %d (%s)"
+                    % (queued, self.expect_conversions, states))
+            return self.wall, self.cpu, self.queries, self.extra
+        finally:
+            self._restore()
+            cr.rollback()
+            cr.close()
+
+
+def confirm_round(registries, drafts, expect, chunk, diagnose=False, commit_each=False):
+    """Confirm every draft of both databases once, alternating chunks of ``chunk`` orders.
+
+    Interleaving at this grain means a burst of load from elsewhere on the machine slows both
+    databases alike instead of one whole side of the comparison.
+    """
+    gc.collect()
+    sessions = {
+        label: ConfirmSession(registries[label], drafts[label], expect[label],
+                              diagnose=diagnose and expect[label] is not None)
+        for label in registries
+    }
+    try:
+        labels = list(sessions)
+        count = len(next(iter(drafts.values())))
+        for number, start in enumerate(range(0, count, chunk)):
+            for label in labels if number % 2 == 0 else labels[::-1]:
+                sessions[label].confirm(drafts[label][start:start + chunk], commit_each)
+        return {label: sessions.pop(label).finish() for label in labels}
+    finally:
+        for session in sessions.values():  # only after a failure
+            session._restore()
+            session.cr.rollback()
+            session.cr.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1000, help="orders confirmed per round (1000)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (5)")
+    parser.add_argument("--commit-each", action="store_true",
+                        help="flush as a commit would after every order (one transaction per "
+                             "confirmation, as in the UI) instead of once per round")
+    parser.add_argument("--chunk", type=int, default=50,
+                        help="orders confirmed in one database before switching to the other (50)")
+    args = parser.parse_args(argv)
+    print(machine_line(), flush=True)
+    print(code_line(), flush=True)
+
+    with Databases("confirm") as dbs, StandInProcess(TOKEN) as stand_in:
+        started = time.perf_counter()
+        base_db, addon_db = dbs.install({"base": "sale_crm", "addon": ADDON})
+        print("installed %s (sale_crm) and %s (%s) in %.0f s" % (
+            base_db, addon_db, ADDON, time.perf_counter() - started), flush=True)
+
+        registries = {"without": open_registry(base_db), "with": open_registry(addon_db)}
+        configure_company(registries["with"], stand_in.url)
+        started = time.perf_counter()
+        drafts = {
+            "without": make_drafts(registries["without"], args.orders, with_client_ids=False),
+            "with": make_drafts(registries["with"], args.orders, with_client_ids=True),
+        }
+        print("created %d draft orders in each database in %.0f s" % (
+            args.orders, time.perf_counter() - started), flush=True)
+
+        expect = {"without": None, "with": args.orders}
+        started = time.perf_counter()
+        confirm_round(registries, drafts, expect, args.chunk,
+                      commit_each=args.commit_each)  # warm-up: caches, buffers
+        print("warm-up round (untimed) in %.0f s" % (time.perf_counter() - started), flush=True)
+        results = {"without": [], "with": []}
+        for round_no in range(1, args.rounds + 1):
+            figures = confirm_round(registries, drafts, expect, args.chunk,
+                                    commit_each=args.commit_each)
+            for label in ("without", "with"):
+                wall, cpu, queries, extra = figures[label]
+                results[label].append((wall, cpu + extra.get("backend_cpu", 0.0), queries))
+                print("round %d %-7s addon: %6.3f s, %6.3f ms/order (CPU %6.3f ms/order), "
+                      "%6.2f queries/order%s" % (
+                          round_no, label, wall, 1000 * wall / args.orders,
+                          1000 * results[label][-1][1] / args.orders, queries / args.orders,
+                          ", queued %d conversions (rolled back)" % extra["queued"]
+                          if "queued" in extra else "",
+                      ), flush=True)
+        diag = confirm_round(registries, drafts, expect, args.chunk, diagnose=True,
+                             commit_each=args.commit_each)["with"][3]
+        received = stand_in.summary()
+
+    def median(label, index):
+        return statistics.median(run[index] for run in results[label]) / args.orders
+
+    time_without, time_with = median("without", 0), median("with", 0)
+    cpu_without, cpu_with = median("without", 1), median("with", 1)
+    queries_without, queries_with = median("without", 2), median("with", 2)
+    added_time = (time_with - time_without) / time_without
+    added_cpu = (cpu_with - cpu_without) / cpu_without
+    ratios = [w[0] / wo[0] - 1 for w, wo in zip(results["with"], results["without"], strict=True)]
+    added_queries = queries_with - queries_without
+    enqueue = diag["enqueue"]
+    print()
+    print("orders per round: %d, rounds: %d, databases alternating every %d orders; medians:" % (
+        args.orders, args.rounds, args.chunk))
+    print("without the addon: %.3f ms/order (CPU %.3f), %.2f queries/order" % (
+        1000 * time_without, 1000 * cpu_without, queries_without))
+    print("with the addon:    %.3f ms/order (CPU %.3f), %.2f queries/order" % (
+        1000 * time_with, 1000 * cpu_with, queries_with))
+    print("added by the addon: %+.2f%% time (%+.3f ms/order; per round %s), %+.2f%% CPU, "
+          "%+.2f queries/order" % (
+              100 * added_time, 1000 * (time_with - time_without),
+              " ".join("%+.1f%%" % (100 * r) for r in ratios), 100 * added_cpu, added_queries))
+    print("inside _metrika_enqueue + _metrika_flush_queue (extra instrumented round): %.3f ms/order, %.2f queries/order, "
+          "%d calls" % (1000 * enqueue["seconds"] / args.orders, enqueue["queries"] / args.orders,
+                        enqueue["calls"]))
+    print("conversions queued per addon round: %d (states %s), rolled back" % (
+        diag["queued"], diag["states"]))
+    print("stand-in received %d requests" % received["requests"])
+
+    failures = []
+    if received["requests"]:
+        failures.append("confirming sent %d requests to Metrica (%s)" % (
+            received["requests"], ", ".join(received["paths"])))
+    if added_time >= MAX_ADDED_TIME:
+        failures.append("added time %.2f%% is not below %.0f%%" % (100 * added_time, 100 * MAX_ADDED_TIME))
+    if added_queries >= MAX_ADDED_QUERIES:
+        failures.append("added queries %.2f/order are not below %.0f" % (added_queries, MAX_ADDED_QUERIES))
+    if failures:
+        print("FAIL: " + "; ".join(failures))
+        return 1
+    print("OK (added time < %.0f%%, added queries < %.0f per order, nothing sent)" % (
+        100 * MAX_ADDED_TIME, MAX_ADDED_QUERIES))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""Draining a large queue of pending conversions to Metrica: throughput, memory, queries/batch.
+
+One fresh database with the addon, its company configured to send to a Metrica stand-in that runs
+in a child process (so that this process is Odoo's only and its CPU and memory are Odoo's). The
+queue is made with SQL, as an ORM ``create`` of 100,000 orders would take far too long: customers
+(name, e-mail, phone), confirmed sale orders (partner, company, currency, amounts, dates, a
+ClientID on two orders in three) and one pending ``in_progress`` conversion per order
+(``metrika_order_id = 'so-<id>'``, created and due in the past, inside Metrica's 21-day window),
+then ANALYZE. The upload cron, ``metrika.conversion._cron_upload()``, is then called until
+nothing is pending; outside tests it commits after every batch, as in production.
+
+Measured: wall time of the whole drain (conversions per second), the process's peak resident
+memory (``ru_maxrss``) and its increase over the baseline just before draining, and the SQL
+queries of each ``_metrika_upload_batch`` call (the method is wrapped for the run; the query that
+takes and locks the batch is counted separately). The main queue (default 100,000) is drained with
+batches of 1,000 (the largest the addon allows), then a second queue (default 20,000) with
+batches of 250, to show that the queries per batch do not depend on the batch size. Each queue has its own stand-in, which must have
+received every order id exactly once, every file passing its validation; every conversion must end
+``sent``.
+
+    python3 benchmarks/bench_drain_queue.py [--orders N] [--batch-size B] [--second-orders N2]
+                                            [--second-batch-size B2] [--profile]
+
+Exits 1 when a check fails, when the peak memory reaches 300 MB, or when the median queries per
+batch differ between the two batch sizes (or vary within one drain beyond the first batch, which
+also reads the counter's time zone). ``--profile`` (automatic below 1,000 conversions/s) runs one
+more batch under cProfile and prints where its time goes.
+"""
+
+import argparse
+import cProfile
+import gc
+import io
+import pstats
+import resource
+import statistics
+import sys
+import time
+
+from odoo_bench import (
+    ADDON,
+    Databases,
+    StandInProcess,
+    code_line,
+    machine_line,
+    open_registry,
+    rss_mb,
+)
+
+MAX_PEAK_MB = 300.0
+SLOW_RATE = 1000.0
+TOKEN = "bench-token"
+
+
+def peak_mb():
+    return rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def configure_company(registry, url, batch_size):
+    from odoo import SUPERUSER_ID, api
+    with registry.cursor() as cr:  # commits on exit
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env.company.write({
+            "metrika_enabled": True,
+            "metrika_counter_id": "12345",
+            "metrika_token": TOKEN,
+            "metrika_api_url": url,
+            "metrika_batch_size": batch_size,
+        })
+        assert env.company._metrika_is_configured()
+
+
+def make_queue(registry, count, tag):
+    """``count`` customers, confirmed orders and pending conversions, by SQL; commit and ANALYZE.
+
+    Returns the order ids. ``tag`` keeps names and e-mails of several queues apart.
+    """
+    from odoo import SUPERUSER_ID, api
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        company = env.company
+        params = {
+            "count": count, "tag": tag, "company": company.id, "currency": company.currency_id.id,
+            "uid": SUPERUSER_ID, "salesman": env.ref("base.user_admin").id,
+        }
+        # Customers: what the cron reads is e-mail, phone and mobile; the rest keeps the row
+        # as the ORM would write it (commercial partner = itself, complete name, language…).
+        cr.execute("""
+            INSERT INTO res_partner (
+                name, complete_name, email, email_normalized, phone, mobile, type, lang, active,
+                is_company, employee, partner_share, customer_rank, supplier_rank, autopost_bills,
+                create_uid, write_uid, create_date, write_date)
+            SELECT 'Customer ' || %(tag)s || '-' || n, 'Customer ' || %(tag)s || '-' || n,
+                   'Customer.' || %(tag)s || '.' || n || '@Example.com',
+                   'customer.' || %(tag)s || '.' || n || '@example.com',
+                   '+7 (9' || lpad((n %% 100)::text, 2, '0') || ') ' || lpad((n %% 1000)::text, 3, '0')
+                       || '-' || lpad((n %% 97)::text, 2, '0') || '-' || lpad((n %% 89)::text, 2, '0'),
+                   CASE WHEN n %% 4 = 0 THEN '+79' || lpad(((n * 7919) %% 1000000000)::text, 9, '0') END,
+                   'contact', 'en_US', TRUE, FALSE, FALSE, TRUE, 1, 0, 'ask',
+                   %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC'
+            FROM generate_series(1, %(count)s) AS n
+            RETURNING id
+        """, params)
+        partner_ids = [row[0] for row in cr.fetchall()]
+        cr.execute("UPDATE res_partner SET commercial_partner_id = id WHERE id = ANY(%s)", [partner_ids])
+        # Confirmed orders, created over the last 20 days, worth 10.00 to 5,000.00.
+        cr.execute("""
+            INSERT INTO sale_order (
+                name, state, partner_id, partner_invoice_id, partner_shipping_id, company_id,
+                currency_id, currency_rate, user_id, invoice_status, date_order, validity_date,
+                amount_untaxed, amount_tax, amount_total, locked, require_signature,
+                require_payment, prepayment_percent, metrika_client_id,
+                create_uid, write_uid, create_date, write_date)
+            SELECT 'SB' || %(tag)s || '/' || lpad(p.n::text, 6, '0'), 'sale', p.id, p.id, p.id,
+                   %(company)s, %(currency)s, 1.0, %(salesman)s, 'to invoice', p.created,
+                   (p.created + interval '30 days')::date,
+                   p.amount, 0, p.amount, FALSE, FALSE, FALSE, 1.0,
+                   CASE WHEN p.n %% 3 <> 0
+                        THEN (1700000000 + p.n)::text || lpad(((p.n * 7919) %% 1000000000)::text, 9, '0')
+                   END,
+                   %(uid)s, %(uid)s, p.created, p.created + interval '1 hour'
+            FROM (
+                SELECT id, row_number() OVER (ORDER BY id) AS n,
+                       (now() at time zone 'UTC') - interval '20 days'
+                           + (random() * interval '19 days 23 hours') AS created,
+                       round((10 + random() * 4990)::numeric, 2) AS amount
+                FROM res_partner WHERE id = ANY(%(partners)s)
+            ) p
+            ORDER BY p.n
+            RETURNING id
+        """, dict(params, partners=partner_ids))
+        order_ids = [row[0] for row in cr.fetchall()]
+        # The queue, as _metrika_enqueue writes it when an order is confirmed.
+        cr.execute("""
+            INSERT INTO metrika_conversion (
+                company_id, sale_order_id, record_name, event, order_status, metrika_order_id,
+                order_create_date, event_date, revenue, currency_id, transport, state,
+                attempt_count, next_attempt_at, create_uid, write_uid, create_date, write_date)
+            SELECT so.company_id, so.id, so.name, 'in_progress', 'IN_PROGRESS', 'so-' || so.id,
+                   so.create_date, so.write_date, so.amount_total, so.currency_id,
+                   'simple_orders', 'pending', 0, so.write_date,
+                   %(uid)s, %(uid)s, so.write_date, so.write_date
+            FROM sale_order so WHERE so.id = ANY(%(orders)s)
+            ORDER BY so.id
+        """, dict(params, orders=order_ids))
+        assert cr.rowcount == count, cr.rowcount
+        cr.commit()
+        cr.execute("ANALYZE res_partner, sale_order, metrika_conversion")
+        cr.commit()
+    return order_ids
+
+
+class BatchMeter:
+    """Wraps the model's ``_metrika_upload_batch`` and ``_metrika_lock_due_batch`` for a run."""
+
+    NAMES = ("_metrika_upload_batch", "_metrika_lock_due_batch")
+
+    def __init__(self, registry):
+        self.model = registry["metrika.conversion"]
+        self.upload = self.model._metrika_upload_batch
+        self.lock = self.model._metrika_lock_due_batch
+        self.saved = {name: self.model.__dict__.get(name) for name in self.NAMES}
+        self.batches = []  # (rows, queries, seconds)
+        self.locks = []  # (rows, queries, seconds)
+
+    def __enter__(self):
+        meter, upload, lock = self, self.upload, self.lock
+
+        # Signature-agnostic wrappers: only the recordset and the counters matter here.
+        def measured_upload(self, *args, **kwargs):
+            cr, queries, started = self.env.cr, self.env.cr.sql_log_count, time.perf_counter()
+            try:
+                return upload(self, *args, **kwargs)
+            finally:
+                meter.batches.append(
+                    (len(self), cr.sql_log_count - queries, time.perf_counter() - started))
+
+        def measured_lock(self, *args, **kwargs):
+            cr, queries, started = self.env.cr, self.env.cr.sql_log_count, time.perf_counter()
+            batch = lock(self, *args, **kwargs)
+            meter.locks.append((len(batch), cr.sql_log_count - queries, time.perf_counter() - started))
+            return batch
+
+        self.model._metrika_upload_batch = measured_upload
+        self.model._metrika_lock_due_batch = measured_lock
+        return self
+
+    def __exit__(self, *exc_info):
+        for name, saved in self.saved.items():
+            if saved is None:
+                delattr(self.model, name)  # back to the inherited definition
+            else:
+                setattr(self.model, name, saved)
+
+
+def count_states(registry, order_ids):
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT state, COUNT(*) FROM metrika_conversion WHERE sale_order_id = ANY(%s) GROUP BY state",
+            [order_ids],
+        )
+        return dict(cr.fetchall())
+
+
+def drain(registry, order_ids):
+    """Call the cron until nothing is pending; return the figures of the run."""
+    from odoo import SUPERUSER_ID, api
+    gc.collect()
+    baseline = peak_mb()
+    calls = 0
+    with BatchMeter(registry) as meter:
+        started = time.perf_counter()
+        while True:
+            with registry.cursor() as cr:  # the cron commits per batch itself
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                done = env["metrika.conversion"]._cron_upload()
+                calls += 1
+                cr.execute("SELECT COUNT(*) FROM metrika_conversion WHERE state = 'pending'")
+                pending = cr.fetchone()[0]
+            if not pending:
+                break
+            if not done:
+                raise RuntimeError("the cron made no progress; %d conversions still pending" % pending)
+        seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds, "calls": calls, "baseline_mb": baseline, "peak_mb": peak_mb(),
+        "batches": meter.batches, "locks": meter.locks, "states": count_states(registry, order_ids),
+    }
+
+
+def report(label, count, batch_size, run, received):
+    sizes = [rows for rows, _q, _s in run["batches"]]
+    queries = [q for _r, q, _s in run["batches"]]
+    steady = queries[1:] or queries
+    seconds = [s for _r, _q, s in run["batches"]]
+    locks = [lock for lock in run["locks"] if lock[0]]  # the empty ones end a cron call
+    print("%s: %d conversions, batch size %d" % (label, count, batch_size))
+    print("  drained in %.1f s: %.0f conversions/s (%d cron calls, %d batches of %d..%d rows)" % (
+        run["seconds"], count / run["seconds"], run["calls"], len(sizes), min(sizes), max(sizes)))
+    print("  queries per _metrika_upload_batch: min %d, max %d, median %g (first batch %d, "
+          "later batches %d..%d)" % (min(queries), max(queries), statistics.median(queries),
+                                     queries[0], min(steady), max(steady)))
+    print("  seconds per batch: median %.3f, max %.3f; taking the batch (lock): %d queries, median %.1f ms, "
+          "first %.1f ms, last %.1f ms" % (
+              statistics.median(seconds), max(seconds), max(q for _r, q, _s in locks),
+              1000 * statistics.median(s for _r, _q, s in locks), 1000 * locks[0][2],
+              1000 * locks[-1][2]))
+    print("  memory: peak RSS %.1f MB (baseline before draining %.1f MB, +%.1f MB)" % (
+        run["peak_mb"], run["baseline_mb"], run["peak_mb"] - run["baseline_mb"]))
+    print("  conversion states: %s; stand-in: %d simple_orders uploads, %d rows, %d distinct order "
+          "ids, %d failed validation, requests %s" % (
+              run["states"], received["simple_order_uploads"], received["simple_order_rows"],
+              received["distinct_order_ids"], received["validation_failed"],
+              ", ".join(received["paths"])))
+    failures = []
+    if run["states"] != {"sent": count}:
+        failures.append("%s: conversions end %s, not all %d sent" % (label, run["states"], count))
+    if received["distinct_order_ids"] != count or received["simple_order_rows"] != count:
+        failures.append("%s: the stand-in received %d rows, %d distinct order ids, expected %d" % (
+            label, received["simple_order_rows"], received["distinct_order_ids"], count))
+    if received["validation_failed"]:
+        failures.append("%s: %d uploads failed validation" % (label, received["validation_failed"]))
+    if max(steady) != min(steady):
+        failures.append("%s: queries per batch vary from %d to %d after the first batch" % (
+            label, min(steady), max(steady)))
+    return failures
+
+
+def profile_one_batch(registry, batch_size, tag):
+    """One more batch (``batch_size`` new conversions) drained under cProfile; prints the top."""
+    from odoo import SUPERUSER_ID, api
+    make_queue(registry, batch_size, tag)
+    profiler = cProfile.Profile()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        started = time.perf_counter()
+        profiler.enable()
+        done = env["metrika.conversion"]._cron_upload()
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    print("profile of one batch of %d conversions (%.2f s under cProfile):" % (done, seconds))
+    for key in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(30)
+        text = out.getvalue()
+        print("  sorted by %s:" % key)
+        print("\n".join("    " + line for line in text[text.index("ncalls"):].splitlines()))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=100_000, help="main queue (100000)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="its batch size (1000)")
+    parser.add_argument("--second-orders", type=int, default=20_000, help="second queue (20000)")
+    parser.add_argument("--second-batch-size", type=int, default=250, help="its batch size (250)")
+    parser.add_argument("--profile", action="store_true", help="profile one batch in any case")
+    args = parser.parse_args(argv)
+    print(machine_line(), flush=True)
+    print(code_line(), flush=True)
+
+    failures = []
+    with Databases("drain") as dbs:
+        started = time.perf_counter()
+        (database,) = dbs.install({"addon": ADDON})
+        print("installed %s (%s) in %.0f s" % (database, ADDON, time.perf_counter() - started), flush=True)
+        registry = open_registry(database)
+        runs = []
+        for label, count, batch_size, tag in (
+            ("main queue", args.orders, args.batch_size, "a"),
+            ("second queue", args.second_orders, args.second_batch_size, "b"),
+        ):
+            if count <= 0:
+                continue
+            started = time.perf_counter()
+            order_ids = make_queue(registry, count, tag)
+            print("%s: made %d customers, orders and pending conversions by SQL in %.1f s" % (
+                label, count, time.perf_counter() - started), flush=True)
+            with StandInProcess(TOKEN) as stand_in:
+                configure_company(registry, stand_in.url, batch_size)
+                run = drain(registry, order_ids)
+                received = stand_in.summary()
+            failures += report(label, count, batch_size, run, received)
+            runs.append((label, count, batch_size, run))
+            sys.stdout.flush()
+
+        main_rate = args.orders / runs[0][3]["seconds"] if args.orders > 0 else None
+        if args.profile or (main_rate is not None and main_rate < SLOW_RATE):
+            with StandInProcess(TOKEN) as stand_in:
+                configure_company(registry, stand_in.url, args.batch_size)
+                profile_one_batch(registry, args.batch_size, "p")
+
+    print()
+    peak = max(run["peak_mb"] for *_x, run in runs)
+    for label, count, batch_size, run in runs:
+        queries = [q for _r, q, _s in run["batches"]]
+        print("%-12s %6d conversions, batch %4d: %7.0f conversions/s, queries/batch min %d max %d "
+              "median %g, peak RSS %.1f MB (+%.1f MB)" % (
+                  label, count, batch_size, count / run["seconds"], min(queries), max(queries),
+                  statistics.median(queries), run["peak_mb"], run["peak_mb"] - run["baseline_mb"]))
+    if len(runs) == 2:
+        import odoo.sql_db
+        medians = [statistics.median(q for _r, q, _s in run["batches"]) for *_x, run in runs]
+        if medians[0] != medians[1]:
+            failures.append("median queries per batch differ with the batch size: %g (batch %d) vs "
+                            "%g (batch %d)" % (medians[0], runs[0][2], medians[1], runs[1][2]))
+            # A step of a few queries per 1,000 rows is the ORM reading 1,000 ids per query
+            # (cr.IN_MAX); a difference proportional to the rows would be a query per row.
+            print("note: queries per row %.4f (batch %d) vs %.4f (batch %d); Odoo's ORM fetches at "
+                  "most %d ids per query" % (medians[0] / runs[0][2], runs[0][2],
+                                             medians[1] / runs[1][2], runs[1][2],
+                                             odoo.sql_db.Cursor.IN_MAX))
+    if peak >= MAX_PEAK_MB:
+        failures.append("peak memory %.1f MB is not below %.0f MB" % (peak, MAX_PEAK_MB))
+    if main_rate is not None and main_rate < SLOW_RATE:
+        print("note: %.0f conversions/s is below %.0f/s (reported, not a target)" % (main_rate, SLOW_RATE))
+    if failures:
+        print("FAIL: " + "; ".join(failures))
+        return 1
+    print("OK (all sent, every order id received once, peak < %.0f MB, queries per batch constant)"
+          % MAX_PEAK_MB)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
