@@ -173,9 +173,11 @@ class ConfirmSession:
                 if commit_each:
                     # A flushing savepoint runs what a commit runs before COMMIT (the ORM
                     # flush and the precommit hooks, where the addon writes its queue),
-                    # while the round can still be rolled back and repeated.
+                    # while the round can still be rolled back and repeated...
                     with self.cr.savepoint():
                         orders.browse(order_id).action_confirm()
+                    # ... and what runs after a COMMIT (postcommit hooks).
+                    self.cr.postcommit.run()
                 else:
                     orders.browse(order_id).action_confirm()
         self._timed(work)

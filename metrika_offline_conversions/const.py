@@ -29,4 +29,8 @@ EVENT_CANCELLED = "cancelled"
 TRANSPORT_SIMPLE_ORDERS = "simple_orders"
 TRANSPORT_OFFLINE = "offline_conversions"
 
+# Queued conversions wake the upload cron at the end of the current slot of this many seconds:
+# one trigger serves every transaction committed in the slot.
+TRIGGER_SLOT_SECONDS = 30
+
 CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"

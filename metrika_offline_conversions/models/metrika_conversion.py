@@ -3,7 +3,7 @@ import io
 import logging
 import threading
 import time
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import psycopg2.errors
@@ -177,7 +177,8 @@ class MetrikaConversion(models.Model):
             grouped.setdefault((model, event), []).append(record_id)
         written = self.browse()
         for (model, event), record_ids in grouped.items():
-            written |= self._metrika_write_rows(self.env[model].browse(record_ids).exists(), event)
+            # Records deleted since they were queued left the queue then (see the mixin's unlink).
+            written |= self._metrika_write_rows(self.env[model].browse(record_ids), event)
         return written
 
     def _search(self, domain, offset=0, limit=None, order=None):
@@ -293,14 +294,31 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_trigger_upload(self):
-        """Wake the upload cron once per transaction, when it commits."""
+        """Wake the upload cron when this transaction commits.
+
+        The trigger is set for the end of the current time slot, so that one trigger serves
+        every transaction committed in the slot: each process creates at most one per slot and
+        database, instead of one per confirmed order.
+        """
         precommit = self.env.cr.precommit
         if precommit.data.get("metrika_trigger_upload"):
             return
         precommit.data["metrika_trigger_upload"] = True
+        env = self.env
+        precommit.add(lambda: env["metrika.conversion"]._metrika_trigger_slot())
+
+    @api.model
+    def _metrika_trigger_slot(self):
         cron = self.env.ref(const.CRON_XMLID, raise_if_not_found=False)
-        if cron:
-            precommit.add(cron.sudo()._trigger)
+        if not cron:
+            return
+        slot = -(-int(time.time()) // const.TRIGGER_SLOT_SECONDS) * const.TRIGGER_SLOT_SECONDS
+        key = (self.env.cr.dbname, slot)
+        if key in _TRIGGERED_SLOTS:
+            return
+        cron.sudo()._trigger(at=datetime.fromtimestamp(slot, timezone.utc).replace(tzinfo=None))
+        # Remembered only once committed: a rolled-back trigger does not count.
+        self.env.cr.postcommit.add(lambda: _remember_slot(key))
 
     # ------------------------------------------------------------------
     # Operator actions
@@ -873,6 +891,17 @@ class MetrikaConversion(models.Model):
 def _stops_sending(error):
     """Errors that concern the whole account, not this file: stop sending for this run."""
     return isinstance(error, (metrika_errors.MetrikaAuthError, metrika_errors.MetrikaQuotaError))
+
+
+# (database, slot end) of the upload triggers this process has committed; see _metrika_trigger_slot.
+_TRIGGERED_SLOTS = set()
+
+
+def _remember_slot(key):
+    _TRIGGERED_SLOTS.add(key)
+    # Older slots are of no use any more; keep the set small.
+    for old in [item for item in _TRIGGERED_SLOTS if item[1] < key[1]]:
+        _TRIGGERED_SLOTS.discard(old)
 
 
 def _retry_reason(error):

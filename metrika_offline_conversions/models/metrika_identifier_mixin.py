@@ -4,7 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
 from .. import const
-from .metrika_conversion import EVENT_STATUS
+from .metrika_conversion import EVENT_STATUS, QUEUE_KEY
 from ..metrika_core.identifiers import (
     InvalidIdentifier,
     normalize_client_id,
@@ -62,6 +62,15 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         if vals.get("metrika_client_id") or vals.get("metrika_yclid"):
             self._metrika_retry_skipped()
         return result
+
+    def unlink(self):
+        # Conversions queued in this transaction for these records must not be written.
+        queue = self.env.cr.precommit.data.get(QUEUE_KEY)
+        if queue:
+            ids = set(self.ids)
+            for key in [key for key in queue if key[0] == self._name and key[1] in ids]:
+                del queue[key]
+        return super().unlink()
 
     @api.model
     def _metrika_normalize_vals(self, vals):

@@ -146,6 +146,16 @@ class TestConversionEvents(MetrikaCase):
         self.Conversion._metrika_enqueue(order, const.EVENT_IN_PROGRESS)
         self.assertFalse(self.Conversion._metrika_flush_queue())
 
+    def test_record_deleted_before_the_commit_leaves_the_queue(self):
+        self.company.metrika_order_event = "created"
+        order = self.make_order(confirm=False)
+        kept = self.make_order(confirm=False)
+        name = order.name
+        order.unlink()
+        self.env.cr.precommit.run()  # what the commit runs: the queue is written
+        self.assertFalse(self.Conversion.search([("record_name", "=", name)]))
+        self.assertEqual(len(self.conversions(kept)), 1)
+
     def test_database_refuses_a_second_row_per_order_and_event(self):
         order = self.make_order()
         existing = self.conversions(order)
