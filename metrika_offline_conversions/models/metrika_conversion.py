@@ -191,6 +191,10 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_write_rows(self, records, event):
+        # Whether each customer has a phone or an e-mail, for all records in one query.
+        records = records.with_context(
+            metrika_contact_ids=frozenset(records._metrika_ids_with_contact())
+        )
         rows = []
         for record in records:
             try:
@@ -309,12 +313,12 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_trigger_slot(self):
-        cron = self.env.ref(const.CRON_XMLID, raise_if_not_found=False)
-        if not cron:
-            return
         slot = -(-int(time.time()) // const.TRIGGER_SLOT_SECONDS) * const.TRIGGER_SLOT_SECONDS
         key = (self.env.cr.dbname, slot)
         if key in _TRIGGERED_SLOTS:
+            return
+        cron = self.env.ref(const.CRON_XMLID, raise_if_not_found=False)
+        if not cron:
             return
         cron.sudo()._trigger(at=datetime.fromtimestamp(slot, timezone.utc).replace(tzinfo=None))
         # Remembered only once committed: a rolled-back trigger does not count.

@@ -174,8 +174,15 @@ class MetrikaIdentifierMixin(models.AbstractModel):
 
     def _metrika_contact_known(self):
         """Whether the customer has a phone or an e-mail at all (not checked for validity)."""
+        known = self.env.context.get("metrika_contact_ids")
+        if known is not None:
+            return self.id in known
         emails, phones = self._metrika_contact_values()
         return any(emails) or any(phones)
+
+    def _metrika_ids_with_contact(self):
+        """Ids of the records whose customer has a phone or an e-mail (see _metrika_contact_known)."""
+        return {record.id for record in self.sudo() if any(sum(record._metrika_contact_values(), []))}
 
     def _metrika_contact_values(self):
         """The raw (e-mails, phones) of the record's customer; each model says where they are."""
