@@ -247,15 +247,6 @@ class MetrikaConversion(models.Model):
             return None
 
     @api.model
-    def _metrika_insert_row(self, row, now):
-        """``(...)`` of one row for the INSERT's VALUES."""
-        cells = [SQL("%s", value) for value in (self.env.uid, now, self.env.uid, now)]
-        for column in INSERT_COLUMNS:
-            value = row.get(column)
-            cells.append(SQL("%s", None if value is False else value))
-        return SQL("(%s)", SQL(", ").join(cells))
-
-    @api.model
     def _metrika_insert(self, field, rows):
         """One INSERT for all rows; conflicts are skipped or, for a state left and reached
         again, bring the existing row back to the queue."""
@@ -266,7 +257,13 @@ class MetrikaConversion(models.Model):
             row.setdefault("next_attempt_at", now)
             row.setdefault("event_date", now)
             row["attempt_count"] = 0
-        values = SQL(", ").join(self._metrika_insert_row(row, now) for row in rows)
+        # One "(...)" per row: psycopg2 adapts a tuple as a row of values.
+        values = SQL(", ").join(
+            SQL("%s", (self.env.uid, now, self.env.uid, now) + tuple(
+                None if row.get(column) is False else row.get(column) for column in INSERT_COLUMNS
+            ))
+            for row in rows
+        )
         # Only this table is written and read: flushing everything would run the pending
         # writes and recomputations of the user's action here, query by query.
         super().flush_model()
