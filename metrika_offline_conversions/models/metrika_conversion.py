@@ -191,10 +191,6 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_write_rows(self, records, event):
-        # Whether each customer has a phone or an e-mail, for all records in one query.
-        records = records.with_context(
-            metrika_contact_ids=frozenset(records._metrika_ids_with_contact())
-        )
         rows = []
         for record in records:
             try:
@@ -206,11 +202,7 @@ class MetrikaConversion(models.Model):
                 rows.append(values)
         if not rows:
             return self.browse()
-        queued = self.browse()
-        for field in ("sale_order_id", "lead_id"):
-            part = [row for row in rows if row.get(field)]
-            if part:
-                queued |= self._metrika_insert(field, part)
+        queued = self._metrika_insert(records._metrika_conversion_field, rows)
         if queued:
             records.invalidate_recordset(["metrika_conversion_ids", "metrika_conversion_count"])
             self._metrika_trigger_upload()
@@ -248,50 +240,88 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_insert(self, field, rows):
-        """One INSERT for all rows; conflicts are skipped or, for a state left and reached
-        again, bring the existing row back to the queue."""
+        """Write ``rows`` (conversions of records linked by ``field``); return the rows written.
+
+        One plain INSERT that skips the (record, event) pairs already queued: the usual case,
+        and the cheapest statement for a confirmation to wait on. Only when some pairs were
+        there already, a second statement brings back those whose event was reached again.
+        """
         # Whole seconds, like every Odoo datetime: the cron compares with fields.Datetime.now(),
         # which is truncated, so a row queued earlier in the same second is still due.
         now = self.env.cr.now().replace(microsecond=0)
+        head = (self.env.uid, now, self.env.uid, now)
+        values = []
         for row in rows:
             row.setdefault("next_attempt_at", now)
             row.setdefault("event_date", now)
             row["attempt_count"] = 0
-        # One "(...)" per row: psycopg2 adapts a tuple as a row of values.
-        values = SQL(", ").join(
-            SQL("%s", (self.env.uid, now, self.env.uid, now) + tuple(
+            # One tuple per row: psycopg2 adapts it as "(...)".
+            values.append(head + tuple(
                 None if row.get(column) is False else row.get(column) for column in INSERT_COLUMNS
             ))
-            for row in rows
-        )
-        # Only this table is written and read: flushing everything would run the pending
-        # writes and recomputations of the user's action here, query by query.
+        # Only this table is written here: flushing everything would run the pending writes
+        # and recomputations of the user's action here, query by query.
         super().flush_model()
+        insert = SQL(
+            "INSERT INTO metrika_conversion AS conversion"
+            " (create_uid, create_date, write_uid, write_date, %s) VALUES %s",
+            SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
+            SQL(", ").join(SQL("%s", row) for row in values),
+        )
         self.env.cr.execute(SQL(
-            """INSERT INTO metrika_conversion AS conversion
-                   (create_uid, create_date, write_uid, write_date, %(columns)s)
-               VALUES %(values)s
-               ON CONFLICT (%(field)s, event) DO UPDATE
-                  SET state = 'pending', event_date = EXCLUDED.event_date,
-                      revenue = EXCLUDED.revenue, order_status = EXCLUDED.order_status,
-                      next_attempt_at = EXCLUDED.next_attempt_at, attempt_count = 0,
+            "%s ON CONFLICT (%s, event) DO NOTHING RETURNING id, %s",
+            insert, SQL.identifier(field), SQL.identifier(field),
+        ))
+        written = self.env.cr.fetchall()
+        if len(written) < len(rows):
+            inserted = {record_id for _row_id, record_id in written}
+            again = [row for row in rows if row[field] not in inserted]
+            written += self._metrika_requeue(field, again)
+        return self.browse(row_id for row_id, _record_id in written)
+
+    @api.model
+    def _metrika_requeue(self, field, rows):
+        """Bring back the rows of ``rows`` (already queued) whose event was reached again.
+
+        A row comes back when it is no longer pending and another event of its record happened
+        after it: an order cancelled and then confirmed again must end "in progress" at
+        Metrica, not "cancelled". Returns (id, record id) of the rows brought back.
+        """
+        now = self.env.cr.now().replace(microsecond=0)
+        values = [
+            (row[field], row["event"], row["event_date"],
+             None if row.get("revenue") is False else row.get("revenue"),
+             row["order_status"], row["next_attempt_at"])
+            for row in rows if row.get("state") == const.STATE_PENDING
+        ]
+        if not values:
+            return []
+        self.env.cr.execute(SQL(
+            """UPDATE metrika_conversion AS conversion
+                  SET state = 'pending', event_date = again.event_date,
+                      revenue = again.revenue::numeric, order_status = again.order_status,
+                      next_attempt_at = again.next_attempt_at, attempt_count = 0,
                       failure_reason = NULL, last_error = NULL,
-                      write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date
-                WHERE conversion.state IN ('sent', 'skipped', 'error')
-                  AND EXCLUDED.state = 'pending'
+                      write_uid = %(uid)s, write_date = %(now)s
+                 FROM (VALUES %(values)s)
+                      AS again(record_id, event, event_date, revenue, order_status, next_attempt_at)
+                WHERE conversion.%(field)s = again.record_id
+                  AND conversion.event = again.event
+                  AND conversion.state IN ('sent', 'skipped', 'error')
                   AND EXISTS (
                       SELECT 1 FROM metrika_conversion later
                        WHERE later.%(field)s = conversion.%(field)s
                          AND later.event != conversion.event
                          AND later.event_date > conversion.event_date)
-               RETURNING id""",
-            columns=SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
-            values=values,
+            RETURNING conversion.id, conversion.%(field)s""",
+            uid=self.env.uid,
+            now=now,
+            values=SQL(", ").join(SQL("%s", row) for row in values),
             field=SQL.identifier(field),
         ))
-        queued = self.browse(row_id for (row_id,) in self.env.cr.fetchall())
-        queued.invalidate_recordset()
-        return queued
+        requeued = self.env.cr.fetchall()
+        self.browse(row_id for row_id, _record_id in requeued).invalidate_recordset()
+        return requeued
 
     @api.model
     def _metrika_trigger_upload(self):

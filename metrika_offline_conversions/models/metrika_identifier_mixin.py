@@ -149,8 +149,8 @@ class MetrikaIdentifierMixin(models.AbstractModel):
     def _metrika_conversion_values(self, event):
         """Values of the conversion row for ``event``, or None when settings do not send it.
 
-        Only whether an identifier is there at all is checked here (cheaply, for a whole
-        batch of records); the values themselves are normalised and checked at upload time.
+        Only the goal-based transport's need of a ClientID or a yclid is checked here (from the
+        record itself); contact data and all values are normalised and checked at upload time.
         """
         self.ensure_one()
         record = self.sudo()  # see _metrika_conversion_base_values
@@ -158,31 +158,17 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         if not (company.metrika_enabled and record._metrika_sends(event, company)):
             return None
         values = record._metrika_conversion_base_values(event)
-        if company.metrika_transport == const.TRANSPORT_OFFLINE:
-            if not (record.metrika_client_id or record.metrika_yclid):
-                values.update(
-                    state=const.STATE_SKIPPED, failure_reason="no_identifier",
-                    last_error=_("Goal-based conversions need a ClientID or a yclid; this "
-                                 "record has neither."),
-                )
-        elif not (record.metrika_client_id or record._metrika_contact_known()):
+        # Goal-based conversions need a click; whether a customer without one has a phone or an
+        # e-mail is left to the upload, which reads them anyway (a query less on confirming).
+        if company.metrika_transport == const.TRANSPORT_OFFLINE and not (
+            record.metrika_client_id or record.metrika_yclid
+        ):
             values.update(
                 state=const.STATE_SKIPPED, failure_reason="no_identifier",
-                last_error=_("Neither a ClientID nor a phone or e-mail is known for this record."),
+                last_error=_("Goal-based conversions need a ClientID or a yclid; this "
+                             "record has neither."),
             )
         return values
-
-    def _metrika_contact_known(self):
-        """Whether the customer has a phone or an e-mail at all (not checked for validity)."""
-        known = self.env.context.get("metrika_contact_ids")
-        if known is not None:
-            return self.id in known
-        emails, phones = self._metrika_contact_values()
-        return any(emails) or any(phones)
-
-    def _metrika_ids_with_contact(self):
-        """Ids of the records whose customer has a phone or an e-mail (see _metrika_contact_known)."""
-        return {record.id for record in self.sudo() if any(sum(record._metrika_contact_values(), []))}
 
     def _metrika_contact_values(self):
         """The raw (e-mails, phones) of the record's customer; each model says where they are."""

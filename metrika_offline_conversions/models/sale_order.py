@@ -3,7 +3,6 @@ import logging
 import psycopg2
 
 from odoo import api, fields, models
-from odoo.tools import SQL
 
 from .. import const
 
@@ -44,21 +43,6 @@ class SaleOrder(models.Model):
     def _metrika_contact_values(self):
         partner = self.partner_id
         return [partner.email], [partner.mobile, partner.phone]
-
-    def _metrika_ids_with_contact(self):
-        # Loading whole partners costs more than the rest of the queueing: ask for the three
-        # columns only, for every order at once.
-        self.flush_model(["partner_id"])
-        self.env["res.partner"].flush_model(["email", "phone", "mobile"])
-        self.env.cr.execute(SQL(
-            "SELECT sale_order.id FROM sale_order "
-            "JOIN res_partner partner ON partner.id = sale_order.partner_id "
-            "WHERE sale_order.id = ANY(%s) "
-            "AND COALESCE(partner.email, '') || COALESCE(partner.phone, '') "
-            "|| COALESCE(partner.mobile, '') != ''",
-            self.ids,
-        ))
-        return {order_id for (order_id,) in self.env.cr.fetchall()}
 
     def _metrika_sends(self, event, company):
         if event == const.EVENT_PAID:

@@ -416,6 +416,14 @@ class TestConversionEvents(MetrikaCase):
     def test_record_without_identifier_is_skipped_until_a_client_id_arrives(self):
         anonymous = self.env["res.partner"].create({"name": "Anonymous buyer"})
         order = self.make_order(partner_id=anonymous.id)
+        # Confirming does not look up the customer's phone and e-mail: the upload does.
+        self.assertRecordValues(self.conversions(order), [
+            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+        ])
+        self.run_cron()
+        self.assertFalse(
+            [r for r in self.api.requests if r.method == "POST"], "nothing to send, no file"
+        )
         self.assertRecordValues(self.conversions(order), [{
             "event": const.EVENT_IN_PROGRESS,
             "order_status": "IN_PROGRESS",
@@ -441,6 +449,7 @@ class TestConversionEvents(MetrikaCase):
         anonymous = self.env["res.partner"].create({"name": "Anonymous visitor"})
         lead = self.make_lead(partner_id=anonymous.id)
         order = self.make_order(partner_id=anonymous.id, opportunity_id=lead.id)
+        self.run_cron()
         self.assertEqual(
             (self.conversions(lead) | self.conversions(order)).mapped("state"),
             [const.STATE_SKIPPED] * 2,
