@@ -37,6 +37,12 @@ INSERT_COLUMNS = (
     "metrika_order_id", "order_create_date", "event_date", "revenue", "currency_id", "transport",
     "state", "failure_reason", "last_error", "next_attempt_at", "attempt_count",
 )
+# The enqueue INSERT up to its rows: built once, it runs on every confirmation.
+INSERT_INTO = SQL(
+    "INSERT INTO metrika_conversion AS conversion"
+    " (create_uid, create_date, write_uid, write_date, %s) VALUES",
+    SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
+)
 RETRY_POLICY = RetryPolicy()
 # Where a transaction keeps what it queued until the rows are written (see _metrika_enqueue).
 QUEUE_KEY = "metrika_conversion_queue"
@@ -178,7 +184,10 @@ class MetrikaConversion(models.Model):
         written = self.browse()
         for (model, event), record_ids in grouped.items():
             # Records deleted since they were queued left the queue then (see the mixin's unlink).
-            written |= self._metrika_write_rows(self.env[model].browse(record_ids), event)
+            # As superuser: see the mixin's _metrika_conversion_base_values.
+            written |= self._metrika_write_rows(
+                self.env[model].sudo().browse(record_ids), event
+            )
         return written
 
     def _search(self, domain, offset=0, limit=None, order=None):
@@ -262,15 +271,10 @@ class MetrikaConversion(models.Model):
         # Only this table is written here: flushing everything would run the pending writes
         # and recomputations of the user's action here, query by query.
         super().flush_model()
-        insert = SQL(
-            "INSERT INTO metrika_conversion AS conversion"
-            " (create_uid, create_date, write_uid, write_date, %s) VALUES %s",
-            SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
-            SQL(", ").join(SQL("%s", row) for row in values),
-        )
+        field_sql = SQL.identifier(field)
         self.env.cr.execute(SQL(
-            "%s ON CONFLICT (%s, event) DO NOTHING RETURNING id, %s",
-            insert, SQL.identifier(field), SQL.identifier(field),
+            "%s %s ON CONFLICT (%s, event) DO NOTHING RETURNING id, %s",
+            INSERT_INTO, SQL(", ").join(SQL("%s", row) for row in values), field_sql, field_sql,
         ))
         written = self.env.cr.fetchall()
         if len(written) < len(rows):
