@@ -8,7 +8,7 @@ line each, partners with a phone and an e-mail, a third of the addon's orders wi
 created and committed. Then, per round, ``action_confirm()`` is called one order at a time for all
 of them (as the administrator, each order browsed on its own) followed by a final flush, in one
 transaction per database that is rolled back, so the next round confirms the same drafts again.
-Within a round the two databases take turns every 50 orders (both transactions stay open), so
+Within a round the two databases take turns every 10 orders (both transactions stay open), so
 that load from elsewhere on a shared machine hits both sides alike; the median round counts. An
 untimed warm-up round comes first. Besides wall time, CPU time per order is printed (this
 thread's plus the PostgreSQL backend's, read from /proc): it is much less sensitive to other load.
@@ -241,12 +241,12 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, commit_each
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1000, help="orders confirmed per round (1000)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (5)")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (7)")
     parser.add_argument("--commit-each", action="store_true",
                         help="flush as a commit would after every order (one transaction per "
                              "confirmation, as in the UI) instead of once per round")
-    parser.add_argument("--chunk", type=int, default=50,
-                        help="orders confirmed in one database before switching to the other (50)")
+    parser.add_argument("--chunk", type=int, default=10,
+                        help="orders confirmed in one database before switching to the other (10)")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     print(code_line(), flush=True)
