@@ -20,6 +20,7 @@ cannot pass vacuously), and the stand-in must have received no request at all: c
 talks to Metrica.
 
     python3 benchmarks/bench_confirm_orders.py [--orders N] [--rounds R] [--chunk C] [--commit-each]
+                                               [--sending-off]
 
 By default the round's flush (what a commit runs before COMMIT: the ORM flush and the precommit
 hooks, where the addon writes the conversions queued during the transaction) is timed once at
@@ -84,17 +85,17 @@ def make_drafts(registry, count, with_client_ids):
         return orders.ids
 
 
-def configure_company(registry, url):
+def configure_company(registry, url, enabled=True):
     from odoo import SUPERUSER_ID, api
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         env.company.write({
-            "metrika_enabled": True,
+            "metrika_enabled": enabled,
             "metrika_counter_id": "12345",
             "metrika_token": TOKEN,
             "metrika_api_url": url,
         })
-        assert env.company._metrika_is_configured()
+        assert env.company._metrika_is_configured() == enabled
 
 
 def backend_cpu_seconds(cr):
@@ -251,6 +252,9 @@ def main(argv=None):
     parser.add_argument("--commit-each", action="store_true",
                         help="flush as a commit would after every order (one transaction per "
                              "confirmation, as in the UI) instead of once per round")
+    parser.add_argument("--sending-off", action="store_true",
+                        help="install the addon but leave sending disabled: what its mere "
+                             "presence costs (nothing is queued)")
     parser.add_argument("--chunk", type=int, default=10,
                         help="orders confirmed in one database before switching to the other (10)")
     args = parser.parse_args(argv)
@@ -264,7 +268,7 @@ def main(argv=None):
             base_db, addon_db, ADDON, time.perf_counter() - started), flush=True)
 
         registries = {"without": open_registry(base_db), "with": open_registry(addon_db)}
-        configure_company(registries["with"], stand_in.url)
+        configure_company(registries["with"], stand_in.url, enabled=not args.sending_off)
         started = time.perf_counter()
         drafts = {
             "without": make_drafts(registries["without"], args.orders, with_client_ids=False),
@@ -273,7 +277,7 @@ def main(argv=None):
         print("created %d draft orders in each database in %.0f s" % (
             args.orders, time.perf_counter() - started), flush=True)
 
-        expect = {"without": None, "with": args.orders}
+        expect = {"without": None, "with": 0 if args.sending_off else args.orders}
         started = time.perf_counter()
         confirm_round(registries, drafts, expect, args.chunk,
                       commit_each=args.commit_each)  # warm-up: caches, buffers
