@@ -93,8 +93,7 @@ class CrmLead(models.Model):
             (formats.CANCELLED, self.filtered(lambda lead: not lead._metrika_is_spam())),
         ):
             if leads:
-                self.env["metrika.conversion"]._metrika_flush_queue()
-                self.env.flush_all()
+                self.env["metrika.conversion"]._metrika_flush_all()
                 self.env.cr.execute(SQL(
                     "UPDATE metrika_conversion SET order_status = %s "
                     "WHERE lead_id = ANY(%s) AND event = %s AND state = 'pending'",

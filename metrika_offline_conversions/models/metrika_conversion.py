@@ -190,6 +190,13 @@ class MetrikaConversion(models.Model):
             )
         return written
 
+    @api.model
+    def _metrika_flush_all(self):
+        """Before raw SQL on the queue: write what this transaction queued (``flush_all`` alone
+        does not, the queue being no ORM data), then every pending ORM write."""
+        self._metrika_flush_queue()
+        self.env.flush_all()
+
     def _search(self, domain, offset=0, limit=None, order=None):
         self._metrika_flush_queue()
         return super()._search(domain, offset=offset, limit=limit, order=order)
@@ -280,18 +287,17 @@ class MetrikaConversion(models.Model):
         if len(written) < len(rows):
             inserted = {record_id for _row_id, record_id in written}
             again = [row for row in rows if row[field] not in inserted]
-            written += self._metrika_requeue(field, again)
+            written += self._metrika_requeue(field, again, now)
         return self.browse(row_id for row_id, _record_id in written)
 
     @api.model
-    def _metrika_requeue(self, field, rows):
+    def _metrika_requeue(self, field, rows, now):
         """Bring back the rows of ``rows`` (already queued) whose event was reached again.
 
         A row comes back when it is no longer pending and another event of its record happened
         after it: an order cancelled and then confirmed again must end "in progress" at
         Metrica, not "cancelled". Returns (id, record id) of the rows brought back.
         """
-        now = self.env.cr.now().replace(microsecond=0)
         values = [
             (row[field], row["event"], row["event_date"],
              None if row.get("revenue") is False else row.get("revenue"),
@@ -399,8 +405,7 @@ class MetrikaConversion(models.Model):
         if not companies:
             return
         now = fields.Datetime.now()
-        self._metrika_flush_queue()
-        self.env.flush_all()
+        self._metrika_flush_all()
         self.env.cr.execute(SQL(
             "UPDATE metrika_conversion SET next_attempt_at = %s "
             "WHERE company_id = ANY(%s) AND state = 'pending' "
@@ -464,8 +469,7 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_due_groups(self):
-        self._metrika_flush_queue()
-        self.env.flush_all()
+        self._metrika_flush_all()
         self.env.cr.execute(SQL(
             "SELECT DISTINCT conversion.company_id, conversion.transport "
             "FROM metrika_conversion conversion "
@@ -479,8 +483,7 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_due_count(self):
-        self._metrika_flush_queue()
-        self.env.flush_all()
+        self._metrika_flush_all()
         self.env.cr.execute(SQL(
             "SELECT COUNT(*) FROM metrika_conversion conversion "
             "JOIN res_company company ON company.id = conversion.company_id WHERE %s",
@@ -510,8 +513,7 @@ class MetrikaConversion(models.Model):
         That worker has settled the row, so there is nothing for us to take now; the next run
         (a fresh snapshot) will see the queue as it is.
         """
-        self._metrika_flush_queue()
-        self.env.flush_all()
+        self._metrika_flush_all()
         try:
             with self.env.cr.savepoint(flush=False):
                 self.env.cr.execute(query, log_exceptions=False)
@@ -852,8 +854,7 @@ class MetrikaConversion(models.Model):
     def _metrika_update(self, assignments):
         if not self:
             return
-        self._metrika_flush_queue()
-        self.env.flush_all()
+        self._metrika_flush_all()
         self.env.cr.execute(SQL(
             "UPDATE metrika_conversion SET %s, write_date = %s, write_uid = %s WHERE id = ANY(%s)",
             SQL(", ").join(assignments), fields.Datetime.now(), self.env.uid, self.ids,
