@@ -37,12 +37,15 @@ INSERT_COLUMNS = (
     "metrika_order_id", "order_create_date", "event_date", "revenue", "currency_id", "transport",
     "state", "failure_reason", "last_error", "next_attempt_at", "attempt_count",
 )
-# The enqueue INSERT up to its rows: built once, it runs on every confirmation.
+# The enqueue INSERT up to its rows, and one row's placeholders: built once, they run on every
+# confirmation. Flat placeholders, so psycopg2 adapts each value in C (a tuple parameter goes
+# through its Python adapter).
 INSERT_INTO = SQL(
     "INSERT INTO metrika_conversion AS conversion"
     " (create_uid, create_date, write_uid, write_date, %s) VALUES",
     SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
 )
+INSERT_ROW = "(%s)" % ", ".join(["%s"] * (4 + len(INSERT_COLUMNS)))
 RETRY_POLICY = RetryPolicy()
 # Where a transaction keeps what it queued until the rows are written (see _metrika_enqueue).
 QUEUE_KEY = "metrika_conversion_queue"
@@ -220,7 +223,10 @@ class MetrikaConversion(models.Model):
             return self.browse()
         queued = self._metrika_insert(records._metrika_conversion_field, rows)
         if queued:
-            records.invalidate_recordset(["metrika_conversion_ids", "metrika_conversion_count"])
+            # Neither field is stored: nothing to flush first.
+            records.invalidate_recordset(
+                ["metrika_conversion_ids", "metrika_conversion_count"], flush=False
+            )
             self._metrika_trigger_upload()
         return queued
 
@@ -266,22 +272,22 @@ class MetrikaConversion(models.Model):
         # which is truncated, so a row queued earlier in the same second is still due.
         now = self.env.cr.now().replace(microsecond=0)
         head = (self.env.uid, now, self.env.uid, now)
-        values = []
+        params = []
         for row in rows:
             row.setdefault("next_attempt_at", now)
             row.setdefault("event_date", now)
             row["attempt_count"] = 0
-            # One tuple per row: psycopg2 adapts it as "(...)".
-            values.append(head + tuple(
+            params += head
+            params += (
                 None if row.get(column) is False else row.get(column) for column in INSERT_COLUMNS
-            ))
+            )
         # Only this table is written here: flushing everything would run the pending writes
         # and recomputations of the user's action here, query by query.
         super().flush_model()
         field_sql = SQL.identifier(field)
         self.env.cr.execute(SQL(
             "%s %s ON CONFLICT (%s, event) DO NOTHING RETURNING id, %s",
-            INSERT_INTO, SQL(", ").join(SQL("%s", row) for row in values), field_sql, field_sql,
+            INSERT_INTO, SQL(", ".join([INSERT_ROW] * len(rows)), *params), field_sql, field_sql,
         ))
         written = self.env.cr.fetchall()
         if len(written) < len(rows):
