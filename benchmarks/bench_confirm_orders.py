@@ -6,26 +6,32 @@ Two fresh databases: one with ``sale_crm`` only (the addon's dependency), one wi
 API URL of a Metrica stand-in run in a child process). In each, N draft orders (default 1,000; one
 line each, partners with a phone and an e-mail, a third of the addon's orders with a ClientID) are
 created and committed. Then, per round, ``action_confirm()`` is called one order at a time for all
-of them (as the administrator, each order browsed on its own) followed by a final flush, in one
-transaction per database that is rolled back, so the next round confirms the same drafts again.
-Within a round the two databases take turns every 10 orders (both transactions stay open), so
-that load from elsewhere on a shared machine hits both sides alike. Each round gives one paired
-figure, the time with the addon over the time without it in that round; the median of these
-figures is the added time checked (the ratio of the two sides' median rounds is printed too). An
-untimed warm-up round comes first. Besides wall time, CPU time per order is printed (this
+of them (as the administrator, each order browsed on its own) followed by a final flush, by
+default in one transaction per database that is rolled back, so the next round confirms the same
+drafts again (see below for one transaction per order). Within a round the two databases take
+turns every 10 orders (each keeps its own cursor), so that load from elsewhere on a shared
+machine hits both sides alike. Each round gives one paired figure, the time with the addon over
+the time without it in that round; the median of these figures is the added time checked (the
+ratio of the two sides' median rounds is printed too). An untimed warm-up round comes first. Besides wall time, CPU time per order is printed (this
 thread's plus the PostgreSQL backend's, read from /proc): it is much less sensitive to other load.
 
-The addon's transaction must have queued exactly N conversions before its rollback (so the check
-cannot pass vacuously), and the stand-in must have received no request at all: confirming never
-talks to Metrica.
+The addon's side must have queued exactly N conversions per round before they are undone (so
+the check cannot pass vacuously), and the stand-in must have received no request at all:
+confirming never talks to Metrica.
 
-    python3 benchmarks/bench_confirm_orders.py [--orders N] [--rounds R] [--chunk C] [--commit-each]
-                                               [--sending-off]
+    python3 benchmarks/bench_confirm_orders.py [--orders N] [--rounds R] [--chunk C] [--sending-off]
+                                               [--commit-each | --savepoint-each]
 
 By default the round's flush (what a commit runs before COMMIT: the ORM flush and the precommit
 hooks, where the addon writes the conversions queued during the transaction) is timed once at
-the end, as when many orders are confirmed in one action. ``--commit-each`` runs it after every
-order instead, in a flushing savepoint, as when each confirmation is its own request.
+the end, as when many orders are confirmed in one action. ``--commit-each`` commits after every
+order, as when each confirmation is its own request: the flush, COMMIT, and a cold ORM cache for
+the next order; between rounds (untimed) the drafts are restored from a copy taken when they
+were made, the rows confirming added (messages, followers, conversions, cron triggers) are
+deleted and the database is vacuumed, so every round starts from the same state.
+``--savepoint-each`` runs the flush after every order in a flushing savepoint instead (no COMMIT,
+the cache stays warm; rolled back like the default mode): an approximation kept to compare with
+earlier figures.
 
 Exits 1 when the addon adds 5% or more (wall) time per order, or 3 or more queries per order,
 or when the stand-in received anything.
@@ -35,6 +41,7 @@ import argparse
 import gc
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -85,6 +92,45 @@ def make_drafts(registry, count, with_client_ids):
         return orders.ids
 
 
+# What confirming changes in place (restored from a copy), and where it adds rows (deleted).
+SNAPSHOT_TABLES = {"sale_order": "id", "sale_order_line": "order_id"}
+ADDED_ROWS_TABLES = ("mail_message", "mail_followers", "bus_bus", "ir_cron_trigger",
+                     "metrika_conversion")
+
+
+def snapshot_drafts(registry, order_ids):
+    """Copy the drafts aside; return the last id of each table confirming adds rows to."""
+    with registry.cursor() as cr:  # commits on exit
+        for table, key in SNAPSHOT_TABLES.items():
+            cr.execute('CREATE TABLE "bench_draft_%s" AS SELECT * FROM "%s" WHERE "%s" = ANY(%%s)'
+                       % (table, table, key), [list(order_ids)])
+        marks = {}
+        for table in ADDED_ROWS_TABLES:
+            cr.execute("SELECT to_regclass(%s)", [table])
+            if cr.fetchone()[0]:
+                cr.execute('SELECT COALESCE(MAX(id), 0) FROM "%s"' % table)
+                marks[table] = cr.fetchone()[0]
+        return marks
+
+
+def restore_drafts(cr, marks):
+    """Put the drafts back as :func:`snapshot_drafts` copied them (in ``cr``'s transaction)."""
+    for table in SNAPSHOT_TABLES:
+        cr.execute('SELECT * FROM "bench_draft_%s" LIMIT 0' % table)
+        columns = [column.name for column in cr.description if column.name != "id"]
+        cr.execute('UPDATE "%s" AS target SET (%s) = ROW(%s) FROM "bench_draft_%s" AS copy'
+                   " WHERE target.id = copy.id" % (
+                       table, ", ".join('"%s"' % name for name in columns),
+                       ", ".join('copy."%s"' % name for name in columns), table))
+    for table, mark in marks.items():
+        cr.execute('DELETE FROM "%s" WHERE id > %%s' % table, [mark])
+
+
+def vacuum(database):
+    # Outside any transaction, so from psql: the dead rows of a round must not slow the next one.
+    subprocess.run(["psql", "-X", "-q", "-d", database, "-c", "VACUUM"], check=True)
+
+
 def configure_company(registry, url, enabled=True):
     from odoo import SUPERUSER_ID, api
     with registry.cursor() as cr:
@@ -113,9 +159,12 @@ def backend_cpu_seconds(cr):
 class ConfirmSession:
     """One database's share of a round: a transaction that confirms its drafts chunk by chunk."""
 
-    def __init__(self, registry, order_ids, expect_conversions=None, diagnose=False):
+    def __init__(self, registry, order_ids, expect_conversions=None, diagnose=False,
+                 per_order=None, marks=None):
         from odoo import api
         self.order_ids = order_ids
+        self.per_order = per_order
+        self.marks = marks
         self.expect_conversions = expect_conversions
         self.cr = registry.cursor()
         self.env = api.Environment(self.cr, ADMIN_UID, {})
@@ -168,12 +217,15 @@ class ConfirmSession:
         self.wall += time.perf_counter() - wall
         self.queries += self.cr.sql_log_count - queries
 
-    def confirm(self, order_ids, commit_each=False):
+    def confirm(self, order_ids):
         orders = self.env["sale.order"]
 
         def work():
             for order_id in order_ids:
-                if commit_each:
+                if self.per_order == "commit":
+                    orders.browse(order_id).action_confirm()
+                    self.cr.commit()  # flush, precommit hooks, COMMIT, cache cleared, postcommit
+                elif self.per_order == "savepoint":
                     # A flushing savepoint runs what a commit runs before COMMIT (the ORM
                     # flush and the precommit hooks, where the addon writes its queue),
                     # while the round can still be rolled back and repeated...
@@ -186,7 +238,7 @@ class ConfirmSession:
         self._timed(work)
 
     def finish(self):
-        """Flush (timed), check what happened, roll back; return the figures."""
+        """Flush (timed), check what happened, undo it; return the figures."""
         cr = self.cr
         try:
             # What a commit runs before COMMIT: the ORM flush and the precommit hooks (where
@@ -211,11 +263,21 @@ class ConfirmSession:
             return self.wall, self.cpu, self.queries, self.extra
         finally:
             self._restore()
+            self.undo()
+
+    def undo(self):
+        """Roll back, or after per-order commits restore the drafts; close the cursor."""
+        cr = self.cr
+        try:
             cr.rollback()
+            if self.per_order == "commit":
+                restore_drafts(cr, self.marks)
+                cr.commit()
+        finally:
             cr.close()
 
 
-def confirm_round(registries, drafts, expect, chunk, diagnose=False, commit_each=False):
+def confirm_round(registries, drafts, expect, chunk, diagnose=False, per_order=None, marks=None):
     """Confirm every draft of both databases once, alternating chunks of ``chunk`` orders.
 
     Interleaving at this grain means a burst of load from elsewhere on the machine slows both
@@ -224,7 +286,8 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, commit_each
     gc.collect()
     sessions = {
         label: ConfirmSession(registries[label], drafts[label], expect[label],
-                              diagnose=diagnose and expect[label] is not None)
+                              diagnose=diagnose and expect[label] is not None,
+                              per_order=per_order, marks=marks and marks[label])
         for label in registries
     }
     # A full garbage collection of two open transactions' caches takes long enough to skew the
@@ -235,23 +298,30 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, commit_each
         count = len(next(iter(drafts.values())))
         for number, start in enumerate(range(0, count, chunk)):
             for label in labels if number % 2 == 0 else labels[::-1]:
-                sessions[label].confirm(drafts[label][start:start + chunk], commit_each)
+                sessions[label].confirm(drafts[label][start:start + chunk])
         return {label: sessions.pop(label).finish() for label in labels}
     finally:
         gc.enable()
         for session in sessions.values():  # only after a failure
             session._restore()
-            session.cr.rollback()
-            session.cr.close()
+            session.undo()
+        if per_order == "commit":
+            for registry in registries.values():
+                vacuum(registry.db_name)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1000, help="orders confirmed per round (1000)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds (7)")
-    parser.add_argument("--commit-each", action="store_true",
-                        help="flush as a commit would after every order (one transaction per "
-                             "confirmation, as in the UI) instead of once per round")
+    per_order = parser.add_mutually_exclusive_group()
+    per_order.add_argument("--commit-each", dest="per_order", action="store_const", const="commit",
+                           help="commit after every order (one transaction per confirmation, as "
+                                "in the UI) instead of flushing once per round")
+    per_order.add_argument("--savepoint-each", dest="per_order", action="store_const",
+                           const="savepoint",
+                           help="flush after every order in a savepoint, without COMMIT (the "
+                                "earlier approximation of --commit-each)")
     parser.add_argument("--sending-off", action="store_true",
                         help="install the addon but leave sending disabled: what its mere "
                              "presence costs (nothing is queued)")
@@ -274,18 +344,22 @@ def main(argv=None):
             "without": make_drafts(registries["without"], args.orders, with_client_ids=False),
             "with": make_drafts(registries["with"], args.orders, with_client_ids=True),
         }
+        marks = None
+        if args.per_order == "commit":
+            marks = {label: snapshot_drafts(registries[label], drafts[label])
+                     for label in registries}
         print("created %d draft orders in each database in %.0f s" % (
             args.orders, time.perf_counter() - started), flush=True)
 
         expect = {"without": None, "with": 0 if args.sending_off else args.orders}
         started = time.perf_counter()
         confirm_round(registries, drafts, expect, args.chunk,
-                      commit_each=args.commit_each)  # warm-up: caches, buffers
+                      per_order=args.per_order, marks=marks)  # warm-up: caches, buffers
         print("warm-up round (untimed) in %.0f s" % (time.perf_counter() - started), flush=True)
         results = {"without": [], "with": []}
         for round_no in range(1, args.rounds + 1):
             figures = confirm_round(registries, drafts, expect, args.chunk,
-                                    commit_each=args.commit_each)
+                                    per_order=args.per_order, marks=marks)
             for label in ("without", "with"):
                 wall, cpu, queries, extra = figures[label]
                 results[label].append((wall, cpu + extra.get("backend_cpu", 0.0), queries))
@@ -293,11 +367,11 @@ def main(argv=None):
                       "%6.2f queries/order%s" % (
                           round_no, label, wall, 1000 * wall / args.orders,
                           1000 * results[label][-1][1] / args.orders, queries / args.orders,
-                          ", queued %d conversions (rolled back)" % extra["queued"]
+                          ", queued %d conversions (undone)" % extra["queued"]
                           if "queued" in extra else "",
                       ), flush=True)
         diag = confirm_round(registries, drafts, expect, args.chunk, diagnose=True,
-                             commit_each=args.commit_each)["with"][3]
+                             per_order=args.per_order, marks=marks)["with"][3]
         received = stand_in.summary()
 
     def median(label, index):
@@ -315,8 +389,10 @@ def main(argv=None):
     added_queries = queries_with - queries_without
     enqueue = diag["enqueue"]
     print()
-    print("orders per round: %d, rounds: %d, databases alternating every %d orders; medians:" % (
-        args.orders, args.rounds, args.chunk))
+    print("orders per round: %d, rounds: %d, databases alternating every %d orders, %s; "
+          "medians:" % (args.orders, args.rounds, args.chunk, {
+              "commit": "a COMMIT after every order", "savepoint": "a savepoint per order",
+              None: "one transaction per round"}[args.per_order]))
     print("without the addon: %.3f ms/order (CPU %.3f), %.2f queries/order" % (
         1000 * time_without, 1000 * cpu_without, queries_without))
     print("with the addon:    %.3f ms/order (CPU %.3f), %.2f queries/order" % (
@@ -329,7 +405,7 @@ def main(argv=None):
     print("inside _metrika_enqueue + _metrika_flush_queue (extra instrumented round): %.3f ms/order, %.2f queries/order, "
           "%d calls" % (1000 * enqueue["seconds"] / args.orders, enqueue["queries"] / args.orders,
                         enqueue["calls"]))
-    print("conversions queued per addon round: %d (states %s), rolled back" % (
+    print("conversions queued per addon round: %d (states %s), undone" % (
         diag["queued"], diag["states"]))
     print("stand-in received %d requests" % received["requests"])
 
