@@ -5,5 +5,6 @@ from . import res_company
 from . import res_config_settings
 from . import sale_order
 from . import crm_lead
+from . import res_partner
 from . import account_move
 from . import payment_transaction

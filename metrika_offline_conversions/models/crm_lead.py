@@ -12,6 +12,7 @@ class CrmLead(models.Model):
     _name = "crm.lead"
     _inherit = ["crm.lead", "metrika.identifier.mixin"]
     _metrika_conversion_field = "lead_id"
+    _metrika_contact_fields = ("email_from", "phone", "mobile")
 
     metrika_conversion_ids = fields.One2many(
         "metrika.conversion", "lead_id", string="Metrica conversion log",

@@ -384,6 +384,23 @@ class MetrikaConversion(models.Model):
         self._metrika_reset_to_pending()
         return True
 
+    @api.model
+    def _metrika_retry_skipped(self, domain, contact_only=False):
+        """Rows of ``domain`` skipped for want of an identifier go back to the queue.
+
+        With ``contact_only`` (a phone or an e-mail arrived, no ClientID or yclid), only CRM
+        orders rows: goal-based conversions need a click. Rows still without an identifier at
+        the next upload are skipped again.
+        """
+        domain = [
+            *domain,
+            ("state", "=", const.STATE_SKIPPED),
+            ("failure_reason", "=", "no_identifier"),
+        ]
+        if contact_only:
+            domain.append(("transport", "=", const.TRANSPORT_SIMPLE_ORDERS))
+        self.sudo().search(domain)._metrika_reset_to_pending()
+
     def _metrika_reset_to_pending(self):
         if not self:
             return

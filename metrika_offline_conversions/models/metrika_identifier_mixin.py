@@ -30,6 +30,8 @@ class MetrikaIdentifierMixin(models.AbstractModel):
     _description = "Yandex Metrica identifiers"
     # The one2many to metrika.conversion on the concrete model, for counts and lists.
     _metrika_conversion_field = None
+    # Fields of the record whose new value may give it a phone or an e-mail.
+    _metrika_contact_fields = ()
 
     metrika_client_id = fields.Char(
         string="Metrica ClientID", index="btree_not_null", copy=False,
@@ -61,6 +63,8 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         result = super().write(vals)
         if vals.get("metrika_client_id") or vals.get("metrika_yclid"):
             self._metrika_retry_skipped()
+        elif any(vals.get(fname) for fname in self._metrika_contact_fields):
+            self._metrika_retry_skipped(contact_only=True)
         return result
 
     def unlink(self):
@@ -91,15 +95,11 @@ class MetrikaIdentifierMixin(models.AbstractModel):
                 except InvalidIdentifier:
                     raise ValidationError(message(str(vals[fname])[:64])) from None
 
-    def _metrika_retry_skipped(self):
+    def _metrika_retry_skipped(self, contact_only=False):
         """Conversions skipped for want of an identifier go out once one arrives."""
-        field = self._metrika_conversion_field
-        skipped = self.env["metrika.conversion"].sudo().search([
-            (field, "in", self.ids),
-            ("state", "=", const.STATE_SKIPPED),
-            ("failure_reason", "=", "no_identifier"),
-        ])
-        skipped._metrika_reset_to_pending()
+        self.env["metrika.conversion"]._metrika_retry_skipped(
+            [(self._metrika_conversion_field, "in", self.ids)], contact_only=contact_only
+        )
 
     # ------------------------------------------------------------------
     # What a conversion of this record carries

@@ -16,6 +16,8 @@ class SaleOrder(models.Model):
     _name = "sale.order"
     _inherit = ["sale.order", "metrika.identifier.mixin"]
     _metrika_conversion_field = "sale_order_id"
+    # Another customer may have the phone or e-mail the first one lacked.
+    _metrika_contact_fields = ("partner_id",)
 
     # A quotation made from (or later linked to) an opportunity takes its identifiers,
     # but never loses its own.

@@ -6,6 +6,8 @@ and the guarantees of the outbox: one row per record and event, never an error i
 action, a cron trigger at commit, no read access for salespeople.
 """
 
+import csv
+import io
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -460,6 +462,53 @@ class TestConversionEvents(MetrikaCase):
             (self.conversions(lead) | self.conversions(order)).mapped("state"),
             [const.STATE_PENDING] * 2,
         )
+
+    def test_skipped_order_goes_out_once_its_customer_has_a_phone(self):
+        anonymous = self.env["res.partner"].create({"name": "Anonymous buyer"})
+        order = self.make_order(partner_id=anonymous.id)
+        self.run_cron()
+        self.assertEqual(self.conversions(order).state, const.STATE_SKIPPED)
+        anonymous.write({"comment": "Called back", "email": False})
+        self.assertEqual(self.conversions(order).state, const.STATE_SKIPPED, "no contact came")
+
+        anonymous.phone = "8 (999) 555-22-22"
+        self.assertRecordValues(self.conversions(order), [
+            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+        ])
+        self.run_cron()
+        self.assertEqual(self.conversions(order).state, const.STATE_SENT)
+        [request] = [r for r in self.api.requests if r.method == "POST"]
+        [row] = csv.DictReader(io.StringIO(request.file.decode("utf-8")))
+        self.assertEqual((row["id"], row["phones"]), (f"so-{order.id}", "79995552222"))
+
+    def test_skipped_quotation_goes_out_with_a_customer_that_has_an_email(self):
+        anonymous = self.env["res.partner"].create({"name": "Anonymous buyer"})
+        order = self.make_order(partner_id=anonymous.id)
+        self.run_cron()
+        self.assertEqual(self.conversions(order).state, const.STATE_SKIPPED)
+        order.partner_id = self.partner
+        self.assertEqual(self.conversions(order).state, const.STATE_PENDING)
+
+    def test_skipped_lead_goes_out_once_it_has_an_email(self):
+        self.send_leads()
+        lead = self.make_lead(partner_id=False)
+        self.run_cron()
+        self.assertEqual(self.conversions(lead).mapped("state"), [const.STATE_SKIPPED])
+        lead.email_from = "Buyer@Example.ru"
+        self.assertEqual(self.conversions(lead).mapped("state"), [const.STATE_PENDING])
+
+    def test_contact_data_does_not_bring_back_goal_based_conversions(self):
+        # A goal-based conversion needs a click (a ClientID or a yclid), not a phone.
+        self.company.write({
+            "metrika_transport": const.TRANSPORT_OFFLINE,
+            "metrika_goal_in_progress": "crm_qualified_lead",
+        })
+        order = self.make_order()
+        self.assertEqual(self.conversions(order).state, const.STATE_SKIPPED)
+        self.partner.phone = "8 (999) 555-33-33"
+        self.assertEqual(self.conversions(order).state, const.STATE_SKIPPED)
+        order.metrika_client_id = CLIENT_ID
+        self.assertEqual(self.conversions(order).state, const.STATE_PENDING)
 
     # ------------------------------------------------------------------
     # Settings
