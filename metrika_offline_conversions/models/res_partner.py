@@ -1,7 +1,6 @@
 from odoo import models
 
-# Where a sale order's phone and e-mail come from (sale.order._metrika_contact_values).
-CONTACT_FIELDS = ("email", "phone", "mobile")
+from .sale_order import PARTNER_CONTACT_FIELDS
 
 
 class ResPartner(models.Model):
@@ -9,7 +8,7 @@ class ResPartner(models.Model):
 
     def write(self, vals):
         result = super().write(vals)
-        if any(vals.get(fname) for fname in CONTACT_FIELDS):
+        if any(vals.get(fname) for fname in PARTNER_CONTACT_FIELDS):
             # Orders skipped because their customer had neither a phone nor an e-mail.
             self.env["metrika.conversion"]._metrika_retry_skipped(
                 [("sale_order_id.partner_id", "in", self.ids)], contact_only=True

@@ -7,6 +7,8 @@ from odoo import api, fields, models
 from .. import const
 
 _logger = logging.getLogger(__name__)
+# Where an order's phone and e-mail come from: its customer's fields.
+PARTNER_CONTACT_FIELDS = ("email", "phone", "mobile")
 
 # A reversed invoice is settled by its credit note: it does not hold the order "unpaid".
 SETTLED_INVOICE_STATES = ("paid", "in_payment", "reversed")
@@ -40,7 +42,7 @@ class SaleOrder(models.Model):
             order.metrika_yclid = order.metrika_yclid or lead.metrika_yclid
 
     def _metrika_attribution_depends(self):
-        return ["metrika_client_id", "partner_id.email", "partner_id.phone", "partner_id.mobile"]
+        return ["metrika_client_id", *(f"partner_id.{fname}" for fname in PARTNER_CONTACT_FIELDS)]
 
     def _metrika_contact_values(self):
         partner = self.partner_id

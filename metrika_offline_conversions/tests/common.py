@@ -1,6 +1,8 @@
 """Shared set-up of the Odoo-layer tests: a configured company and a local Metrica stand-in."""
 
+import csv
 import importlib.util
+import io
 import pathlib
 import sys
 from urllib.parse import urlsplit
@@ -25,6 +27,11 @@ def load_stand_in():
         sys.modules["metrika_stand_in"] = module
         spec.loader.exec_module(module)
     return module
+
+
+def csv_rows(request):
+    """The rows of the CSV file a request to the stand-in uploaded."""
+    return list(csv.DictReader(io.StringIO(request.file.decode("utf-8"))))
 
 
 class StandInAccessMixin:

@@ -6,8 +6,6 @@ and the guarantees of the outbox: one row per record and event, never an error i
 action, a cron trigger at commit, no read access for salespeople.
 """
 
-import csv
-import io
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -23,7 +21,7 @@ from odoo.addons.sale.tests.common import SaleCommon
 
 from odoo.addons.metrika_offline_conversions import const
 
-from .common import CLIENT_ID, MetrikaCase
+from .common import CLIENT_ID, MetrikaCase, csv_rows
 
 ENQUEUE_LOGGER = "odoo.addons.metrika_offline_conversions.models.metrika_conversion"
 PAID_STATES = ("paid", "in_payment")
@@ -423,9 +421,7 @@ class TestConversionEvents(MetrikaCase):
             self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
         ])
         self.run_cron()
-        self.assertFalse(
-            [r for r in self.api.requests if r.method == "POST"], "nothing to send, no file"
-        )
+        self.assertFalse(self.upload_requests(), "nothing to send, no file")
         self.assertRecordValues(self.conversions(order), [{
             "event": const.EVENT_IN_PROGRESS,
             "order_status": "IN_PROGRESS",
@@ -477,8 +473,8 @@ class TestConversionEvents(MetrikaCase):
         ])
         self.run_cron()
         self.assertEqual(self.conversions(order).state, const.STATE_SENT)
-        [request] = [r for r in self.api.requests if r.method == "POST"]
-        [row] = csv.DictReader(io.StringIO(request.file.decode("utf-8")))
+        [request] = self.upload_requests()
+        [row] = csv_rows(request)
         self.assertEqual((row["id"], row["phones"]), (f"so-{order.id}", "79995552222"))
 
     def test_skipped_quotation_goes_out_with_a_customer_that_has_an_email(self):

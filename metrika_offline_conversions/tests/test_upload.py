@@ -1,8 +1,6 @@
 """The upload cron against the Metrica stand-in, over real sockets (requests is never patched)."""
 
-import csv
 import hashlib
-import io
 import logging
 from datetime import datetime, timedelta, timezone
 from datetime import time as dt_time
@@ -16,7 +14,7 @@ from odoo.tests import new_test_user, tagged
 
 from odoo.addons.metrika_offline_conversions import const
 
-from .common import CLIENT_ID, COUNTER_ID, TOKEN, MetrikaCase, load_stand_in
+from .common import CLIENT_ID, COUNTER_ID, TOKEN, MetrikaCase, csv_rows, load_stand_in
 
 _logger = logging.getLogger(__name__)
 
@@ -33,10 +31,6 @@ ADDON_LOGGER = "odoo.addons.metrika_offline_conversions"
 
 def md5(value):
     return hashlib.md5(value.encode()).hexdigest()
-
-
-def csv_rows(request):
-    return list(csv.DictReader(io.StringIO(request.file.decode("utf-8"))))
 
 
 def csv_header(request):
