@@ -12,8 +12,9 @@ drafts again (see below for one transaction per order). Within a round the two d
 turns every 10 orders (each keeps its own cursor), so that load from elsewhere on a shared
 machine hits both sides alike. Each round gives one paired figure, the time with the addon over
 the time without it in that round; the median of these figures is the added time checked (the
-ratio of the two sides' median rounds is printed too). An untimed warm-up round comes first. Besides wall time, CPU time per order is printed (this
-thread's plus the PostgreSQL backend's, read from /proc): it is much less sensitive to other load.
+ratio of the two sides' median rounds is printed too). An untimed warm-up round comes first.
+Besides wall time, CPU time per order is printed (this thread's plus the PostgreSQL backend's,
+read from /proc): it is much less sensitive to other load.
 
 The addon's side must have queued exactly N conversions per round before they are undone (so
 the check cannot pass vacuously), and the stand-in must have received no request at all:
@@ -157,7 +158,8 @@ def backend_cpu_seconds(cr):
 
 
 class ConfirmSession:
-    """One database's share of a round: a transaction that confirms its drafts chunk by chunk."""
+    """One database's share of a round: a cursor that confirms its drafts chunk by chunk (in one
+    transaction, or one per order with ``per_order="commit"``)."""
 
     def __init__(self, registry, order_ids, expect_conversions=None, diagnose=False,
                  per_order=None, marks=None):
