@@ -64,25 +64,43 @@ ADMIN_UID = 2  # base.user_admin: a real user, record rules and access rights ap
 def make_drafts(registry, count, with_client_ids):
     """Create ``count`` draft orders with one line each and commit; return their ids."""
     from odoo import SUPERUSER_ID, api
+
     with registry.cursor() as cr:  # commits on exit
         env = api.Environment(cr, SUPERUSER_ID, {})
-        product = env["product.product"].create({
-            "name": "Bench widget", "type": "consu", "list_price": 100.0,
-        })
-        partners = env["res.partner"].create([{
-            "name": "Customer %d" % index,
-            "email": "Customer.%d@Example.com" % index,
-            "phone": "+7 (9%02d) %03d-%02d-%02d" % (index % 100, index % 1000, index % 97, index % 89),
-        } for index in range(count)])
+        product = env["product.product"].create(
+            {
+                "name": "Bench widget",
+                "type": "consu",
+                "list_price": 100.0,
+            }
+        )
+        partners = env["res.partner"].create(
+            [
+                {
+                    "name": "Customer %d" % index,
+                    "email": "Customer.%d@Example.com" % index,
+                    "phone": "+7 (9%02d) %03d-%02d-%02d"
+                    % (index % 100, index % 1000, index % 97, index % 89),
+                }
+                for index in range(count)
+            ]
+        )
         values = []
         for index, partner in enumerate(partners):
             vals = {
                 "partner_id": partner.id,
                 "user_id": ADMIN_UID,
-                "order_line": [(0, 0, {
-                    "product_id": product.id, "product_uom_qty": 1 + index % 5,
-                    "price_unit": 100.0 + index % 50,
-                })],
+                "order_line": [
+                    (
+                        0,
+                        0,
+                        {
+                            "product_id": product.id,
+                            "product_uom_qty": 1 + index % 5,
+                            "price_unit": 100.0 + index % 50,
+                        },
+                    )
+                ],
             }
             if with_client_ids and index % 3 == 0:
                 vals["metrika_client_id"] = "%d%09d" % (1_700_000_000 + index, index * 7919 % 10**9)
@@ -95,16 +113,24 @@ def make_drafts(registry, count, with_client_ids):
 
 # What confirming changes in place (restored from a copy), and where it adds rows (deleted).
 SNAPSHOT_TABLES = {"sale_order": "id", "sale_order_line": "order_id"}
-ADDED_ROWS_TABLES = ("mail_message", "mail_followers", "bus_bus", "ir_cron_trigger",
-                     "metrika_conversion")
+ADDED_ROWS_TABLES = (
+    "mail_message",
+    "mail_followers",
+    "bus_bus",
+    "ir_cron_trigger",
+    "metrika_conversion",
+)
 
 
 def snapshot_drafts(registry, order_ids):
     """Copy the drafts aside; return the last id of each table confirming adds rows to."""
     with registry.cursor() as cr:  # commits on exit
         for table, key in SNAPSHOT_TABLES.items():
-            cr.execute('CREATE TABLE "bench_draft_%s" AS SELECT * FROM "%s" WHERE "%s" = ANY(%%s)'
-                       % (table, table, key), [list(order_ids)])
+            cr.execute(
+                'CREATE TABLE "bench_draft_%s" AS SELECT * FROM "%s" WHERE "%s" = ANY(%%s)'
+                % (table, table, key),
+                [list(order_ids)],
+            )
         marks = {}
         for table in ADDED_ROWS_TABLES:
             cr.execute("SELECT to_regclass(%s)", [table])
@@ -119,10 +145,16 @@ def restore_drafts(cr, marks):
     for table in SNAPSHOT_TABLES:
         cr.execute('SELECT * FROM "bench_draft_%s" LIMIT 0' % table)
         columns = [column.name for column in cr.description if column.name != "id"]
-        cr.execute('UPDATE "%s" AS target SET (%s) = ROW(%s) FROM "bench_draft_%s" AS copy'
-                   " WHERE target.id = copy.id" % (
-                       table, ", ".join('"%s"' % name for name in columns),
-                       ", ".join('copy."%s"' % name for name in columns), table))
+        cr.execute(
+            'UPDATE "%s" AS target SET (%s) = ROW(%s) FROM "bench_draft_%s" AS copy'
+            " WHERE target.id = copy.id"
+            % (
+                table,
+                ", ".join('"%s"' % name for name in columns),
+                ", ".join('copy."%s"' % name for name in columns),
+                table,
+            )
+        )
     for table, mark in marks.items():
         cr.execute('DELETE FROM "%s" WHERE id > %%s' % table, [mark])
 
@@ -134,14 +166,17 @@ def vacuum(database):
 
 def configure_company(registry, url, enabled=True):
     from odoo import SUPERUSER_ID, api
+
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        env.company.write({
-            "metrika_enabled": enabled,
-            "metrika_counter_id": "12345",
-            "metrika_token": TOKEN,
-            "metrika_api_url": url,
-        })
+        env.company.write(
+            {
+                "metrika_enabled": enabled,
+                "metrika_counter_id": "12345",
+                "metrika_token": TOKEN,
+                "metrika_api_url": url,
+            }
+        )
         assert env.company._metrika_is_configured() == enabled
 
 
@@ -161,9 +196,17 @@ class ConfirmSession:
     """One database's share of a round: a cursor that confirms its drafts chunk by chunk (in one
     transaction, or one per order with ``per_order="commit"``)."""
 
-    def __init__(self, registry, order_ids, expect_conversions=None, diagnose=False,
-                 per_order=None, marks=None):
+    def __init__(
+        self,
+        registry,
+        order_ids,
+        expect_conversions=None,
+        diagnose=False,
+        per_order=None,
+        marks=None,
+    ):
         from odoo import api
+
         self.order_ids = order_ids
         self.per_order = per_order
         self.marks = marks
@@ -186,7 +229,9 @@ class ConfirmSession:
         # and the write of the queue at flush): what the added cost is made of.
         model = type(self.env["metrika.conversion"])
         spent = {"seconds": 0.0, "queries": 0, "calls": 0}
-        originals = {name: getattr(model, name) for name in ("_metrika_enqueue", "_metrika_flush_queue")}
+        originals = {
+            name: getattr(model, name) for name in ("_metrika_enqueue", "_metrika_flush_queue")
+        }
 
         def measured(original):
             def method(self, *args, **kwargs):
@@ -197,6 +242,7 @@ class ConfirmSession:
                     spent["seconds"] += time.perf_counter() - start
                     spent["queries"] += self.env.cr.sql_log_count - queries
                     spent["calls"] += 1
+
             return method
 
         for name, original in originals.items():
@@ -237,6 +283,7 @@ class ConfirmSession:
                     self.cr.postcommit.run()
                 else:
                     orders.browse(order_id).action_confirm()
+
         self._timed(work)
 
     def finish(self):
@@ -249,11 +296,15 @@ class ConfirmSession:
             backend_cpu = backend_cpu_seconds(cr)
             if self.backend_cpu is not None and backend_cpu is not None:
                 self.extra["backend_cpu"] = backend_cpu - self.backend_cpu
-            cr.execute("SELECT COUNT(*) FROM sale_order WHERE id = ANY(%s) AND state = 'sale'",
-                       [list(self.order_ids)])
+            cr.execute(
+                "SELECT COUNT(*) FROM sale_order WHERE id = ANY(%s) AND state = 'sale'",
+                [list(self.order_ids)],
+            )
             confirmed = cr.fetchone()[0]
-            assert confirmed == len(self.order_ids), (
-                "%d of %d orders confirmed" % (confirmed, len(self.order_ids)))
+            assert confirmed == len(self.order_ids), "%d of %d orders confirmed" % (
+                confirmed,
+                len(self.order_ids),
+            )
             if self.expect_conversions is not None:
                 cr.execute("SELECT state, COUNT(*) FROM metrika_conversion GROUP BY state")
                 states = dict(cr.fetchall())
@@ -261,7 +312,8 @@ class ConfirmSession:
                 self.extra.update(queued=queued, states=states)
                 assert queued == self.expect_conversions, (
                     "the addon queued %d conversions, expected %d (%s)"
-                    % (queued, self.expect_conversions, states))
+                    % (queued, self.expect_conversions, states)
+                )
             return self.wall, self.cpu, self.queries, self.extra
         finally:
             self._restore()
@@ -287,9 +339,14 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, per_order=N
     """
     gc.collect()
     sessions = {
-        label: ConfirmSession(registries[label], drafts[label], expect[label],
-                              diagnose=diagnose and expect[label] is not None,
-                              per_order=per_order, marks=marks and marks[label])
+        label: ConfirmSession(
+            registries[label],
+            drafts[label],
+            expect[label],
+            diagnose=diagnose and expect[label] is not None,
+            per_order=per_order,
+            marks=marks and marks[label],
+        )
         for label in registries
     }
     # A full garbage collection of two open transactions' caches takes long enough to skew the
@@ -300,7 +357,7 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, per_order=N
         count = len(next(iter(drafts.values())))
         for number, start in enumerate(range(0, count, chunk)):
             for label in labels if number % 2 == 0 else labels[::-1]:
-                sessions[label].confirm(drafts[label][start:start + chunk])
+                sessions[label].confirm(drafts[label][start : start + chunk])
         return {label: sessions.pop(label).finish() for label in labels}
     finally:
         gc.enable()
@@ -314,21 +371,39 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, per_order=N
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=1000, help="orders confirmed per round (1000)")
+    parser.add_argument(
+        "--orders", type=int, default=1000, help="orders confirmed per round (1000)"
+    )
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds (7)")
     per_order = parser.add_mutually_exclusive_group()
-    per_order.add_argument("--commit-each", dest="per_order", action="store_const", const="commit",
-                           help="commit after every order (one transaction per confirmation, as "
-                                "in the UI) instead of flushing once per round")
-    per_order.add_argument("--savepoint-each", dest="per_order", action="store_const",
-                           const="savepoint",
-                           help="flush after every order in a savepoint, without COMMIT (the "
-                                "earlier approximation of --commit-each)")
-    parser.add_argument("--sending-off", action="store_true",
-                        help="install the addon but leave sending disabled: what its mere "
-                             "presence costs (nothing is queued)")
-    parser.add_argument("--chunk", type=int, default=10,
-                        help="orders confirmed in one database before switching to the other (10)")
+    per_order.add_argument(
+        "--commit-each",
+        dest="per_order",
+        action="store_const",
+        const="commit",
+        help="commit after every order (one transaction per confirmation, as "
+        "in the UI) instead of flushing once per round",
+    )
+    per_order.add_argument(
+        "--savepoint-each",
+        dest="per_order",
+        action="store_const",
+        const="savepoint",
+        help="flush after every order in a savepoint, without COMMIT (the "
+        "earlier approximation of --commit-each)",
+    )
+    parser.add_argument(
+        "--sending-off",
+        action="store_true",
+        help="install the addon but leave sending disabled: what its mere "
+        "presence costs (nothing is queued)",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=10,
+        help="orders confirmed in one database before switching to the other (10)",
+    )
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     print(code_line(), flush=True)
@@ -336,8 +411,11 @@ def main(argv=None):
     with Databases("confirm") as dbs, StandInProcess(TOKEN) as stand_in:
         started = time.perf_counter()
         base_db, addon_db = dbs.install({"base": "sale_crm", "addon": ADDON})
-        print("installed %s (sale_crm) and %s (%s) in %.0f s" % (
-            base_db, addon_db, ADDON, time.perf_counter() - started), flush=True)
+        print(
+            "installed %s (sale_crm) and %s (%s) in %.0f s"
+            % (base_db, addon_db, ADDON, time.perf_counter() - started),
+            flush=True,
+        )
 
         registries = {"without": open_registry(base_db), "with": open_registry(addon_db)}
         configure_company(registries["with"], stand_in.url, enabled=not args.sending_off)
@@ -348,32 +426,54 @@ def main(argv=None):
         }
         marks = None
         if args.per_order == "commit":
-            marks = {label: snapshot_drafts(registries[label], drafts[label])
-                     for label in registries}
-        print("created %d draft orders in each database in %.0f s" % (
-            args.orders, time.perf_counter() - started), flush=True)
+            marks = {
+                label: snapshot_drafts(registries[label], drafts[label]) for label in registries
+            }
+        print(
+            "created %d draft orders in each database in %.0f s"
+            % (args.orders, time.perf_counter() - started),
+            flush=True,
+        )
 
         expect = {"without": None, "with": 0 if args.sending_off else args.orders}
         started = time.perf_counter()
-        confirm_round(registries, drafts, expect, args.chunk,
-                      per_order=args.per_order, marks=marks)  # warm-up: caches, buffers
+        confirm_round(
+            registries, drafts, expect, args.chunk, per_order=args.per_order, marks=marks
+        )  # warm-up: caches, buffers
         print("warm-up round (untimed) in %.0f s" % (time.perf_counter() - started), flush=True)
         results = {"without": [], "with": []}
         for round_no in range(1, args.rounds + 1):
-            figures = confirm_round(registries, drafts, expect, args.chunk,
-                                    per_order=args.per_order, marks=marks)
+            figures = confirm_round(
+                registries, drafts, expect, args.chunk, per_order=args.per_order, marks=marks
+            )
             for label in ("without", "with"):
                 wall, cpu, queries, extra = figures[label]
                 results[label].append((wall, cpu + extra.get("backend_cpu", 0.0), queries))
-                print("round %d %-7s addon: %6.3f s, %6.3f ms/order (CPU %6.3f ms/order), "
-                      "%6.2f queries/order%s" % (
-                          round_no, label, wall, 1000 * wall / args.orders,
-                          1000 * results[label][-1][1] / args.orders, queries / args.orders,
-                          ", queued %d conversions (undone)" % extra["queued"]
-                          if "queued" in extra else "",
-                      ), flush=True)
-        diag = confirm_round(registries, drafts, expect, args.chunk, diagnose=True,
-                             per_order=args.per_order, marks=marks)["with"][3]
+                print(
+                    "round %d %-7s addon: %6.3f s, %6.3f ms/order (CPU %6.3f ms/order), "
+                    "%6.2f queries/order%s"
+                    % (
+                        round_no,
+                        label,
+                        wall,
+                        1000 * wall / args.orders,
+                        1000 * results[label][-1][1] / args.orders,
+                        queries / args.orders,
+                        ", queued %d conversions (undone)" % extra["queued"]
+                        if "queued" in extra
+                        else "",
+                    ),
+                    flush=True,
+                )
+        diag = confirm_round(
+            registries,
+            drafts,
+            expect,
+            args.chunk,
+            diagnose=True,
+            per_order=args.per_order,
+            marks=marks,
+        )["with"][3]
         received = stand_in.summary()
 
     def median(label, index):
@@ -391,39 +491,76 @@ def main(argv=None):
     added_queries = queries_with - queries_without
     enqueue = diag["enqueue"]
     print()
-    print("orders per round: %d, rounds: %d, databases alternating every %d orders, %s; "
-          "medians:" % (args.orders, args.rounds, args.chunk, {
-              "commit": "a COMMIT after every order", "savepoint": "a savepoint per order",
-              None: "one transaction per round"}[args.per_order]))
-    print("without the addon: %.3f ms/order (CPU %.3f), %.2f queries/order" % (
-        1000 * time_without, 1000 * cpu_without, queries_without))
-    print("with the addon:    %.3f ms/order (CPU %.3f), %.2f queries/order" % (
-        1000 * time_with, 1000 * cpu_with, queries_with))
-    print("added by the addon: %+.2f%% time (median of the rounds %s; ratio of the median "
-          "rounds %+.2f%%, %+.3f ms/order), %+.2f%% CPU, %+.2f queries/order" % (
-              100 * added_time, " ".join("%+.1f%%" % (100 * r) for r in ratios),
-              100 * (time_with / time_without - 1), 1000 * (time_with - time_without),
-              100 * added_cpu, added_queries))
-    print("inside _metrika_enqueue + _metrika_flush_queue (extra instrumented round): %.3f ms/order, %.2f queries/order, "
-          "%d calls" % (1000 * enqueue["seconds"] / args.orders, enqueue["queries"] / args.orders,
-                        enqueue["calls"]))
-    print("conversions queued per addon round: %d (states %s), undone" % (
-        diag["queued"], diag["states"]))
+    print(
+        "orders per round: %d, rounds: %d, databases alternating every %d orders, %s; "
+        "medians:"
+        % (
+            args.orders,
+            args.rounds,
+            args.chunk,
+            {
+                "commit": "a COMMIT after every order",
+                "savepoint": "a savepoint per order",
+                None: "one transaction per round",
+            }[args.per_order],
+        )
+    )
+    print(
+        "without the addon: %.3f ms/order (CPU %.3f), %.2f queries/order"
+        % (1000 * time_without, 1000 * cpu_without, queries_without)
+    )
+    print(
+        "with the addon:    %.3f ms/order (CPU %.3f), %.2f queries/order"
+        % (1000 * time_with, 1000 * cpu_with, queries_with)
+    )
+    print(
+        "added by the addon: %+.2f%% time (median of the rounds %s; ratio of the median "
+        "rounds %+.2f%%, %+.3f ms/order), %+.2f%% CPU, %+.2f queries/order"
+        % (
+            100 * added_time,
+            " ".join("%+.1f%%" % (100 * r) for r in ratios),
+            100 * (time_with / time_without - 1),
+            1000 * (time_with - time_without),
+            100 * added_cpu,
+            added_queries,
+        )
+    )
+    print(
+        "inside _metrika_enqueue + _metrika_flush_queue (extra instrumented round): %.3f ms/order, %.2f queries/order, "
+        "%d calls"
+        % (
+            1000 * enqueue["seconds"] / args.orders,
+            enqueue["queries"] / args.orders,
+            enqueue["calls"],
+        )
+    )
+    print(
+        "conversions queued per addon round: %d (states %s), undone"
+        % (diag["queued"], diag["states"])
+    )
     print("stand-in received %d requests" % received["requests"])
 
     failures = []
     if received["requests"]:
-        failures.append("confirming sent %d requests to Metrica (%s)" % (
-            received["requests"], ", ".join(received["paths"])))
+        failures.append(
+            "confirming sent %d requests to Metrica (%s)"
+            % (received["requests"], ", ".join(received["paths"]))
+        )
     if added_time >= MAX_ADDED_TIME:
-        failures.append("added time %.2f%% is not below %.0f%%" % (100 * added_time, 100 * MAX_ADDED_TIME))
+        failures.append(
+            "added time %.2f%% is not below %.0f%%" % (100 * added_time, 100 * MAX_ADDED_TIME)
+        )
     if added_queries >= MAX_ADDED_QUERIES:
-        failures.append("added queries %.2f/order are not below %.0f" % (added_queries, MAX_ADDED_QUERIES))
+        failures.append(
+            "added queries %.2f/order are not below %.0f" % (added_queries, MAX_ADDED_QUERIES)
+        )
     if failures:
         print("FAIL: " + "; ".join(failures))
         return 1
-    print("OK (added time < %.0f%%, added queries < %.0f per order, nothing sent)" % (
-        100 * MAX_ADDED_TIME, MAX_ADDED_QUERIES))
+    print(
+        "OK (added time < %.0f%%, added queries < %.0f per order, nothing sent)"
+        % (100 * MAX_ADDED_TIME, MAX_ADDED_QUERIES)
+    )
     return 0
 
 

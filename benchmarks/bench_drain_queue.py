@@ -59,15 +59,18 @@ def peak_mb():
 
 def configure_company(registry, url, batch_size):
     from odoo import SUPERUSER_ID, api
+
     with registry.cursor() as cr:  # commits on exit
         env = api.Environment(cr, SUPERUSER_ID, {})
-        env.company.write({
-            "metrika_enabled": True,
-            "metrika_counter_id": "12345",
-            "metrika_token": TOKEN,
-            "metrika_api_url": url,
-            "metrika_batch_size": batch_size,
-        })
+        env.company.write(
+            {
+                "metrika_enabled": True,
+                "metrika_counter_id": "12345",
+                "metrika_token": TOKEN,
+                "metrika_api_url": url,
+                "metrika_batch_size": batch_size,
+            }
+        )
         assert env.company._metrika_is_configured()
 
 
@@ -77,16 +80,22 @@ def make_queue(registry, count, tag):
     Returns the order ids. ``tag`` keeps names and e-mails of several queues apart.
     """
     from odoo import SUPERUSER_ID, api
+
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         company = env.company
         params = {
-            "count": count, "tag": tag, "company": company.id, "currency": company.currency_id.id,
-            "uid": SUPERUSER_ID, "salesman": env.ref("base.user_admin").id,
+            "count": count,
+            "tag": tag,
+            "company": company.id,
+            "currency": company.currency_id.id,
+            "uid": SUPERUSER_ID,
+            "salesman": env.ref("base.user_admin").id,
         }
         # Customers: what the cron reads is e-mail, phone and mobile; the rest keeps the row
         # as the ORM would write it (commercial partner = itself, complete name, language…).
-        cr.execute("""
+        cr.execute(
+            """
             INSERT INTO res_partner (
                 name, complete_name, email, email_normalized, phone, mobile, type, lang, active,
                 is_company, employee, partner_share, customer_rank, supplier_rank, autopost_bills,
@@ -101,11 +110,16 @@ def make_queue(registry, count, tag):
                    %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC'
             FROM generate_series(1, %(count)s) AS n
             RETURNING id
-        """, params)
+        """,
+            params,
+        )
         partner_ids = [row[0] for row in cr.fetchall()]
-        cr.execute("UPDATE res_partner SET commercial_partner_id = id WHERE id = ANY(%s)", [partner_ids])
+        cr.execute(
+            "UPDATE res_partner SET commercial_partner_id = id WHERE id = ANY(%s)", [partner_ids]
+        )
         # Confirmed orders, created over the last 20 days, worth 10.00 to 5,000.00.
-        cr.execute("""
+        cr.execute(
+            """
             INSERT INTO sale_order (
                 name, state, partner_id, partner_invoice_id, partner_shipping_id, company_id,
                 currency_id, currency_rate, user_id, invoice_status, date_order, validity_date,
@@ -129,10 +143,13 @@ def make_queue(registry, count, tag):
             ) p
             ORDER BY p.n
             RETURNING id
-        """, dict(params, partners=partner_ids))
+        """,
+            dict(params, partners=partner_ids),
+        )
         order_ids = [row[0] for row in cr.fetchall()]
         # The queue, as _metrika_enqueue writes it when an order is confirmed.
-        cr.execute("""
+        cr.execute(
+            """
             INSERT INTO metrika_conversion (
                 company_id, sale_order_id, record_name, event, order_status, metrika_order_id,
                 order_create_date, event_date, revenue, currency_id, transport, state,
@@ -143,7 +160,9 @@ def make_queue(registry, count, tag):
                    %(uid)s, %(uid)s, so.write_date, so.write_date
             FROM sale_order so WHERE so.id = ANY(%(orders)s)
             ORDER BY so.id
-        """, dict(params, orders=order_ids))
+        """,
+            dict(params, orders=order_ids),
+        )
         assert cr.rowcount == count, cr.rowcount
         cr.commit()
         cr.execute("ANALYZE res_partner, sale_order, metrika_conversion")
@@ -174,12 +193,15 @@ class BatchMeter:
                 return upload(self, *args, **kwargs)
             finally:
                 meter.batches.append(
-                    (len(self), cr.sql_log_count - queries, time.perf_counter() - started))
+                    (len(self), cr.sql_log_count - queries, time.perf_counter() - started)
+                )
 
         def measured_lock(self, *args, **kwargs):
             cr, queries, started = self.env.cr, self.env.cr.sql_log_count, time.perf_counter()
             batch = lock(self, *args, **kwargs)
-            meter.locks.append((len(batch), cr.sql_log_count - queries, time.perf_counter() - started))
+            meter.locks.append(
+                (len(batch), cr.sql_log_count - queries, time.perf_counter() - started)
+            )
             return batch
 
         self.model._metrika_upload_batch = measured_upload
@@ -206,6 +228,7 @@ def count_states(registry, order_ids):
 def drain(registry, order_ids):
     """Call the cron until nothing is pending; return the figures of the run."""
     from odoo import SUPERUSER_ID, api
+
     gc.collect()
     baseline = peak_mb()
     calls = 0
@@ -221,11 +244,18 @@ def drain(registry, order_ids):
             if not pending:
                 break
             if not done:
-                raise RuntimeError("the cron made no progress; %d conversions still pending" % pending)
+                raise RuntimeError(
+                    "the cron made no progress; %d conversions still pending" % pending
+                )
         seconds = time.perf_counter() - started
     return {
-        "seconds": seconds, "calls": calls, "baseline_mb": baseline, "peak_mb": peak_mb(),
-        "batches": meter.batches, "locks": meter.locks, "states": count_states(registry, order_ids),
+        "seconds": seconds,
+        "calls": calls,
+        "baseline_mb": baseline,
+        "peak_mb": peak_mb(),
+        "batches": meter.batches,
+        "locks": meter.locks,
+        "states": count_states(registry, order_ids),
     }
 
 
@@ -236,40 +266,72 @@ def report(label, count, batch_size, run, received):
     seconds = [s for _r, _q, s in run["batches"]]
     locks = [lock for lock in run["locks"] if lock[0]]  # the empty ones end a cron call
     print("%s: %d conversions, batch size %d" % (label, count, batch_size))
-    print("  drained in %.1f s: %.0f conversions/s (%d cron calls, %d batches of %d..%d rows)" % (
-        run["seconds"], count / run["seconds"], run["calls"], len(sizes), min(sizes), max(sizes)))
-    print("  queries per _metrika_upload_batch: min %d, max %d, median %g (first batch %d, "
-          "later batches %d..%d)" % (min(queries), max(queries), statistics.median(queries),
-                                     queries[0], min(steady), max(steady)))
-    print("  seconds per batch: median %.3f, max %.3f; taking the batch (lock): %d queries, median %.1f ms, "
-          "first %.1f ms, last %.1f ms" % (
-              statistics.median(seconds), max(seconds), max(q for _r, q, _s in locks),
-              1000 * statistics.median(s for _r, _q, s in locks), 1000 * locks[0][2],
-              1000 * locks[-1][2]))
-    print("  memory: peak RSS %.1f MB (baseline before draining %.1f MB, +%.1f MB)" % (
-        run["peak_mb"], run["baseline_mb"], run["peak_mb"] - run["baseline_mb"]))
-    print("  conversion states: %s; stand-in: %d simple_orders uploads, %d rows, %d distinct order "
-          "ids, %d failed validation, requests %s" % (
-              run["states"], received["simple_order_uploads"], received["simple_order_rows"],
-              received["distinct_order_ids"], received["validation_failed"],
-              ", ".join(received["paths"])))
+    print(
+        "  drained in %.1f s: %.0f conversions/s (%d cron calls, %d batches of %d..%d rows)"
+        % (run["seconds"], count / run["seconds"], run["calls"], len(sizes), min(sizes), max(sizes))
+    )
+    print(
+        "  queries per _metrika_upload_batch: min %d, max %d, median %g (first batch %d, "
+        "later batches %d..%d)"
+        % (
+            min(queries),
+            max(queries),
+            statistics.median(queries),
+            queries[0],
+            min(steady),
+            max(steady),
+        )
+    )
+    print(
+        "  seconds per batch: median %.3f, max %.3f; taking the batch (lock): %d queries, median %.1f ms, "
+        "first %.1f ms, last %.1f ms"
+        % (
+            statistics.median(seconds),
+            max(seconds),
+            max(q for _r, q, _s in locks),
+            1000 * statistics.median(s for _r, _q, s in locks),
+            1000 * locks[0][2],
+            1000 * locks[-1][2],
+        )
+    )
+    print(
+        "  memory: peak RSS %.1f MB (baseline before draining %.1f MB, +%.1f MB)"
+        % (run["peak_mb"], run["baseline_mb"], run["peak_mb"] - run["baseline_mb"])
+    )
+    print(
+        "  conversion states: %s; stand-in: %d simple_orders uploads, %d rows, %d distinct order "
+        "ids, %d failed validation, requests %s"
+        % (
+            run["states"],
+            received["simple_order_uploads"],
+            received["simple_order_rows"],
+            received["distinct_order_ids"],
+            received["validation_failed"],
+            ", ".join(received["paths"]),
+        )
+    )
     failures = []
     if run["states"] != {"sent": count}:
         failures.append("%s: conversions end %s, not all %d sent" % (label, run["states"], count))
     if received["distinct_order_ids"] != count or received["simple_order_rows"] != count:
-        failures.append("%s: the stand-in received %d rows, %d distinct order ids, expected %d" % (
-            label, received["simple_order_rows"], received["distinct_order_ids"], count))
+        failures.append(
+            "%s: the stand-in received %d rows, %d distinct order ids, expected %d"
+            % (label, received["simple_order_rows"], received["distinct_order_ids"], count)
+        )
     if received["validation_failed"]:
         failures.append("%s: %d uploads failed validation" % (label, received["validation_failed"]))
     if max(steady) != min(steady):
-        failures.append("%s: queries per batch vary from %d to %d after the first batch" % (
-            label, min(steady), max(steady)))
+        failures.append(
+            "%s: queries per batch vary from %d to %d after the first batch"
+            % (label, min(steady), max(steady))
+        )
     return failures
 
 
 def profile_one_batch(registry, batch_size, tag):
     """One more batch (``batch_size`` new conversions) drained under cProfile; prints the top."""
     from odoo import SUPERUSER_ID, api
+
     make_queue(registry, batch_size, tag)
     profiler = cProfile.Profile()
     with registry.cursor() as cr:
@@ -285,7 +347,7 @@ def profile_one_batch(registry, batch_size, tag):
         pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(30)
         text = out.getvalue()
         print("  sorted by %s:" % key)
-        print("\n".join("    " + line for line in text[text.index("ncalls"):].splitlines()))
+        print("\n".join("    " + line for line in text[text.index("ncalls") :].splitlines()))
 
 
 def main(argv=None):
@@ -303,7 +365,10 @@ def main(argv=None):
     with Databases("drain") as dbs:
         started = time.perf_counter()
         (database,) = dbs.install({"addon": ADDON})
-        print("installed %s (%s) in %.0f s" % (database, ADDON, time.perf_counter() - started), flush=True)
+        print(
+            "installed %s (%s) in %.0f s" % (database, ADDON, time.perf_counter() - started),
+            flush=True,
+        )
         registry = open_registry(database)
         runs = []
         for label, count, batch_size, tag in (
@@ -314,8 +379,11 @@ def main(argv=None):
                 continue
             started = time.perf_counter()
             order_ids = make_queue(registry, count, tag)
-            print("%s: made %d customers, orders and pending conversions by SQL in %.1f s" % (
-                label, count, time.perf_counter() - started), flush=True)
+            print(
+                "%s: made %d customers, orders and pending conversions by SQL in %.1f s"
+                % (label, count, time.perf_counter() - started),
+                flush=True,
+            )
             with StandInProcess(TOKEN) as stand_in:
                 configure_company(registry, stand_in.url, batch_size)
                 run = drain(registry, order_ids)
@@ -334,31 +402,57 @@ def main(argv=None):
     peak = max(run["peak_mb"] for *_x, run in runs)
     for label, count, batch_size, run in runs:
         queries = [q for _r, q, _s in run["batches"]]
-        print("%-12s %6d conversions, batch %4d: %7.0f conversions/s, queries/batch min %d max %d "
-              "median %g, peak RSS %.1f MB (+%.1f MB)" % (
-                  label, count, batch_size, count / run["seconds"], min(queries), max(queries),
-                  statistics.median(queries), run["peak_mb"], run["peak_mb"] - run["baseline_mb"]))
+        print(
+            "%-12s %6d conversions, batch %4d: %7.0f conversions/s, queries/batch min %d max %d "
+            "median %g, peak RSS %.1f MB (+%.1f MB)"
+            % (
+                label,
+                count,
+                batch_size,
+                count / run["seconds"],
+                min(queries),
+                max(queries),
+                statistics.median(queries),
+                run["peak_mb"],
+                run["peak_mb"] - run["baseline_mb"],
+            )
+        )
     if len(runs) == 2:
         import odoo.sql_db
+
         medians = [statistics.median(q for _r, q, _s in run["batches"]) for *_x, run in runs]
         if medians[0] != medians[1]:
-            failures.append("median queries per batch differ with the batch size: %g (batch %d) vs "
-                            "%g (batch %d)" % (medians[0], runs[0][2], medians[1], runs[1][2]))
+            failures.append(
+                "median queries per batch differ with the batch size: %g (batch %d) vs "
+                "%g (batch %d)" % (medians[0], runs[0][2], medians[1], runs[1][2])
+            )
             # A step of a few queries per 1,000 rows is the ORM reading 1,000 ids per query
             # (cr.IN_MAX); a difference proportional to the rows would be a query per row.
-            print("note: queries per row %.4f (batch %d) vs %.4f (batch %d); Odoo's ORM fetches at "
-                  "most %d ids per query" % (medians[0] / runs[0][2], runs[0][2],
-                                             medians[1] / runs[1][2], runs[1][2],
-                                             odoo.sql_db.Cursor.IN_MAX))
+            print(
+                "note: queries per row %.4f (batch %d) vs %.4f (batch %d); Odoo's ORM fetches at "
+                "most %d ids per query"
+                % (
+                    medians[0] / runs[0][2],
+                    runs[0][2],
+                    medians[1] / runs[1][2],
+                    runs[1][2],
+                    odoo.sql_db.Cursor.IN_MAX,
+                )
+            )
     if peak >= MAX_PEAK_MB:
         failures.append("peak memory %.1f MB is not below %.0f MB" % (peak, MAX_PEAK_MB))
     if main_rate is not None and main_rate < SLOW_RATE:
-        print("note: %.0f conversions/s is below %.0f/s (reported, not a target)" % (main_rate, SLOW_RATE))
+        print(
+            "note: %.0f conversions/s is below %.0f/s (reported, not a target)"
+            % (main_rate, SLOW_RATE)
+        )
     if failures:
         print("FAIL: " + "; ".join(failures))
         return 1
-    print("OK (all sent, every order id received once, peak < %.0f MB, queries per batch constant)"
-          % MAX_PEAK_MB)
+    print(
+        "OK (all sent, every order id received once, peak < %.0f MB, queries per batch constant)"
+        % MAX_PEAK_MB
+    )
     return 0
 
 

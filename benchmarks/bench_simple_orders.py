@@ -57,7 +57,9 @@ def generate_orders(count, seed=20240331):
         client_id = "%d%09d" % (1_700_000_000 + rng.randrange(30_000_000), rng.randrange(10**9))
         email = "customer.%d.%d@%s" % (index, rng.randrange(10_000), DOMAINS[index % len(DOMAINS)])
         phone = "79%09d" % rng.randrange(10**9)
-        created = start + timedelta(seconds=rng.randrange(180 * 86400), microseconds=rng.randrange(10**6))
+        created = start + timedelta(
+            seconds=rng.randrange(180 * 86400), microseconds=rng.randrange(10**6)
+        )
         kind = rng.random()
         if kind < 0.35:
             status = PAID
@@ -94,17 +96,32 @@ def peak_rss_mb():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=100_000, help="number of orders (default 100000)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed builds (default 5; the median counts)")
-    parser.add_argument("--tracemalloc", action="store_true", help="also report the build's tracemalloc peak")
+    parser.add_argument(
+        "--orders", type=int, default=100_000, help="number of orders (default 100000)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timed builds (default 5; the median counts)"
+    )
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="also report the build's tracemalloc peak"
+    )
     args = parser.parse_args(argv)
 
-    print("machine: %s CPUs, %s, Python %s (%s)" % (
-        os.cpu_count(), platform.platform(), platform.python_version(), platform.python_implementation()))
+    print(
+        "machine: %s CPUs, %s, Python %s (%s)"
+        % (
+            os.cpu_count(),
+            platform.platform(),
+            platform.python_version(),
+            platform.python_implementation(),
+        )
+    )
 
     started = time.perf_counter()
     orders = generate_orders(args.orders)
-    print("generated %d orders in %.2f s (not timed)" % (len(orders), time.perf_counter() - started))
+    print(
+        "generated %d orders in %.2f s (not timed)" % (len(orders), time.perf_counter() - started)
+    )
 
     timings = []
     data = b""

@@ -35,15 +35,20 @@ STAND_IN_PATH = REPO / "tests" / "metrika_stand_in.py"
 def postgres_version():
     probe = subprocess.run(
         ["psql", "-X", "-At", "-d", "postgres", "-c", "SHOW server_version"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return probe.stdout.strip() or "unknown (%s)" % probe.stderr.strip()
 
 
 def machine_line():
     return "machine: %s CPUs, %s, Python %s (%s), PostgreSQL %s" % (
-        os.cpu_count(), platform.platform(), platform.python_version(),
-        platform.python_implementation(), postgres_version(),
+        os.cpu_count(),
+        platform.platform(),
+        platform.python_version(),
+        platform.python_implementation(),
+        postgres_version(),
     )
 
 
@@ -52,10 +57,13 @@ def code_line():
 
     Others edit the working tree while benchmarks run, so the digest names what was measured.
     """
+
     def git(*args):
         done = subprocess.run(
             ["git", "--no-optional-locks", "-C", str(REPO), *args],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return done.stdout.strip() if done.returncode == 0 else None
 
@@ -115,19 +123,38 @@ class Databases:
                 self.names.append(database)
                 log = tempfile.TemporaryFile("w+")  # closed in the finally below
                 command = odoo_command(
-                    database, "-i", modules, "--stop-after-init", "--without-demo=all",
-                    "--no-http", "--max-cron-threads", "0", "--log-level", "warn",
+                    database,
+                    "-i",
+                    modules,
+                    "--stop-after-init",
+                    "--without-demo=all",
+                    "--no-http",
+                    "--max-cron-threads",
+                    "0",
+                    "--log-level",
+                    "warn",
                 )
-                procs.append((database, modules, log, subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT,
-                )))
+                procs.append(
+                    (
+                        database,
+                        modules,
+                        log,
+                        subprocess.Popen(
+                            command,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        ),
+                    )
+                )
             failed = []
             for database, modules, log, proc in procs:
                 code = proc.wait()
                 log.seek(0)
                 text = log.read()
                 if code != 0 or " ERROR " in text or " CRITICAL " in text:
-                    failed.append("%s (-i %s, exit %s):\n%s" % (database, modules, code, text[-4000:]))
+                    failed.append(
+                        "%s (-i %s, exit %s):\n%s" % (database, modules, code, text[-4000:])
+                    )
         finally:
             for _database, _modules, log, proc in procs:
                 if proc.poll() is None:  # interrupted: stop the installs we started
@@ -141,6 +168,7 @@ class Databases:
     def drop_all(self):
         try:
             import odoo
+
             for database in self.names:
                 odoo.modules.registry.Registry.delete(database)
                 odoo.sql_db.close_db(database)
@@ -148,7 +176,9 @@ class Databases:
             print("warning: closing Odoo's connections failed: %s" % err, flush=True)
         for database in self.names:
             done = subprocess.run(
-                ["dropdb", "--if-exists", "--force", database], capture_output=True, text=True,
+                ["dropdb", "--if-exists", "--force", database],
+                capture_output=True,
+                text=True,
                 check=False,
             )
             if done.returncode:
@@ -163,11 +193,19 @@ def open_registry(database):
     """The Odoo registry of ``database``, loaded in this process (configures Odoo once)."""
     global _CONFIGURED
     import odoo
+
     if not _CONFIGURED:
-        odoo.tools.config.parse_config([
-            "--addons-path", addons_path(), "--log-level", "warn", "--max-cron-threads", "0",
-            "--no-http",
-        ])
+        odoo.tools.config.parse_config(
+            [
+                "--addons-path",
+                addons_path(),
+                "--log-level",
+                "warn",
+                "--max-cron-threads",
+                "0",
+                "--no-http",
+            ]
+        )
         _CONFIGURED = True
     return odoo.modules.registry.Registry(database)
 
@@ -220,7 +258,9 @@ class StandInProcess:
     def __enter__(self):
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _STAND_IN_MAIN, str(STAND_IN_PATH), self.token],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http://"):
@@ -253,5 +293,11 @@ class StandInProcess:
 
 
 __all__ = [
-    "ADDON", "Databases", "StandInProcess", "code_line", "machine_line", "open_registry", "rss_mb",
+    "ADDON",
+    "Databases",
+    "StandInProcess",
+    "code_line",
+    "machine_line",
+    "open_registry",
+    "rss_mb",
 ]

@@ -13,13 +13,23 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ADDON = "metrika_offline_conversions"
+# What a real shop has installed beside the addon: its tests must pass there too (a module such
+# as ``rating``, which website_sale brings, changes what the addon's views and texts look like).
+SHOP_MODULES = ("website_sale", "website_crm")
+
+
+def repository_addons():
+    """Every addon of this repository: the main one and the bridges beside it, by folder name."""
+    return sorted(
+        path.parent.name
+        for path in REPO.glob("*/__manifest__.py")
+        if path.parent.name.startswith(ADDON)
+    )
 
 
 def odoo_available():
     """True when this interpreter can import odoo (a source tree or an installed package)."""
-    probe = subprocess.run(
-        [sys.executable, "-c", "import odoo"], capture_output=True, check=False
-    )
+    probe = subprocess.run([sys.executable, "-c", "import odoo"], capture_output=True, check=False)
     return probe.returncode == 0
 
 
@@ -28,7 +38,9 @@ def addons_path():
     odoo_dir = pathlib.Path(
         subprocess.run(
             [sys.executable, "-c", "import odoo, os; print(os.path.dirname(odoo.__file__))"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     )
     paths = []
@@ -63,8 +75,12 @@ def wait_for_postgres(seconds=30):
 
 def odoo_command(database, *args):
     return [
-        sys.executable, "-m", "odoo",
-        "--database", database,
-        "--addons-path", addons_path(),
+        sys.executable,
+        "-m",
+        "odoo",
+        "--database",
+        database,
+        "--addons-path",
+        addons_path(),
         *args,
     ]

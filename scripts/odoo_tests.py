@@ -1,4 +1,6 @@
-"""Install the addon on a fresh PostgreSQL database and run its Odoo tests with Odoo's runner.
+"""Install the addons, beside the shop modules, on a fresh database; run their Odoo tests.
+
+Odoo's own test runner runs the tests of every addon of this repository.
 
 Prints Odoo's log, then a closing line ``odoo: N passed, N failed``. Exits non-zero when a test
 fails, when the install logs an error, or when no test ran at all.
@@ -10,7 +12,13 @@ import subprocess
 import sys
 import time
 
-from odoo_env import ADDON, free_port, odoo_command, wait_for_postgres
+from odoo_env import (
+    SHOP_MODULES,
+    free_port,
+    odoo_command,
+    repository_addons,
+    wait_for_postgres,
+)
 
 RESULT = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
 ERROR_LINE = re.compile(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ")
@@ -21,19 +29,33 @@ def main():
         print("odoo: PostgreSQL does not accept connections; start it first", flush=True)
         return 2
     database = f"metrika_test_{int(time.time())}_{os.getpid()}"
-    test_tags = sys.argv[1] if len(sys.argv) > 1 else f"/{ADDON}"
+    addons = repository_addons()
+    test_tags = sys.argv[1] if len(sys.argv) > 1 else ",".join(f"/{name}" for name in addons)
     command = odoo_command(
         database,
-        "--init", ADDON,
-        "--test-tags", test_tags,
-        "--without-demo", "all",
+        "--init",
+        ",".join((*addons, *SHOP_MODULES)),
+        "--test-tags",
+        test_tags,
+        "--without-demo",
+        "all",
         "--stop-after-init",
-        "--http-interface", "127.0.0.1",
-        "--http-port", str(free_port()),
-        "--log-level", "info",
-        "--max-cron-threads", "0",
+        "--http-interface",
+        "127.0.0.1",
+        "--http-port",
+        str(free_port()),
+        "--log-level",
+        "info",
+        "--max-cron-threads",
+        "0",
     )
-    print("odoo: installing", ADDON, "on a fresh database", database, flush=True)
+    print(
+        "odoo: installing",
+        ", ".join((*addons, *SHOP_MODULES)),
+        "on a fresh database",
+        database,
+        flush=True,
+    )
     errors = 0
     summary = None
     with subprocess.Popen(

@@ -85,22 +85,60 @@ DEFAULT_GOALS = (
 MERGE_MODES = ("SAVE", "UPDATE", "APPEND")
 DELIMITERS = {"COMMA": ",", "SEMICOLON": ";"}
 ORDER_STATUS_TYPES = ("IN_PROGRESS", "PAID", "CANCELLED", "SPAM")
-OFFLINE_ID_COLUMNS = {"ClientId": "CLIENT_ID", "Yclid": "YCLID", "UserId": "USER_ID", "PurchaseId": "PURCHASE_ID"}
+OFFLINE_ID_COLUMNS = {
+    "ClientId": "CLIENT_ID",
+    "Yclid": "YCLID",
+    "UserId": "USER_ID",
+    "PurchaseId": "PURCHASE_ID",
+}
 OFFLINE_TYPES = ("BASIC", "CALLS", "CHATS")
 
 SIMPLE_ORDER_COLUMNS = (
-    "id", "create_date_time", "client_uniq_id", "client_ids", "emails", "phones", "emails_md5",
-    "phones_md5", "order_status", "revenue", "cost", "goals", "currency",
-    "update_date_time", "finish_date_time",
+    "id",
+    "create_date_time",
+    "client_uniq_id",
+    "client_ids",
+    "emails",
+    "phones",
+    "emails_md5",
+    "phones_md5",
+    "order_status",
+    "revenue",
+    "cost",
+    "goals",
+    "currency",
+    "update_date_time",
+    "finish_date_time",
 )
 IDENTIFIER_FIELDS = ("client_ids", "emails", "phones", "emails_md5", "phones_md5")
 CONTACT_FIELDS = (
-    "uniq_id", "name", "create_date_time", "update_date_time", "client_ids", "emails", "phones",
-    "emails_md5", "phones_md5", "birth_date", "user_ids", "company_uniq_id", "user_comment",
+    "uniq_id",
+    "name",
+    "create_date_time",
+    "update_date_time",
+    "client_ids",
+    "emails",
+    "phones",
+    "emails_md5",
+    "phones_md5",
+    "birth_date",
+    "user_ids",
+    "company_uniq_id",
+    "user_comment",
 )
 ORDER_FIELDS = (
-    "id", "client_uniq_id", "client_type", "create_date_time", "update_date_time",
-    "finish_date_time", "order_status", "revenue", "cost", "products", "goals", "currency",
+    "id",
+    "client_uniq_id",
+    "client_type",
+    "create_date_time",
+    "update_date_time",
+    "finish_date_time",
+    "order_status",
+    "revenue",
+    "cost",
+    "products",
+    "goals",
+    "currency",
 )
 REQUIRED_FIELDS = {
     "contacts": ("uniq_id",),
@@ -230,7 +268,9 @@ def error_body(status, error_type, message, location=None):
 
 
 def _iso(epoch):
-    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def _parse_iso(value):
@@ -281,7 +321,11 @@ def _parse_multipart(content_type, body):
         name = re.search(r'(?:^|;)\s*name="([^"]*)"', disposition)
         filename = re.search(r'(?:^|;)\s*filename="([^"]*)"', disposition)
         if name:
-            parts[name.group(1)] = (filename.group(1) if filename else None, headers.get("content-type"), content)
+            parts[name.group(1)] = (
+                filename.group(1) if filename else None,
+                headers.get("content-type"),
+                content,
+            )
     return parts
 
 
@@ -381,7 +425,10 @@ class MetrikaStandIn:
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="metrika-stand-in", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="metrika-stand-in",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -422,11 +469,24 @@ class MetrikaStandIn:
 
     # ---------------------------------------------------------------- set-up helpers
 
-    def add_counter(self, id, name="Test shop", site="shop.example", time_zone_name="Europe/Moscow",  # noqa: A002
-                    time_zone_offset=180, goals=None, **extra):
+    def add_counter(
+        self,
+        id,
+        name="Test shop",
+        site="shop.example",
+        time_zone_name="Europe/Moscow",  # noqa: A002
+        time_zone_offset=180,
+        goals=None,
+        **extra,
+    ):
         counter_id = int(id)
-        counter = {"id": counter_id, "name": name, "site": site, "time_zone_name": time_zone_name,
-                   "time_zone_offset": time_zone_offset}
+        counter = {
+            "id": counter_id,
+            "name": name,
+            "site": site,
+            "time_zone_name": time_zone_name,
+            "time_zone_offset": time_zone_offset,
+        }
         counter.update((k, v) for k, v in extra.items() if k not in counter)
         with self._lock:
             self.counters[counter_id] = counter
@@ -588,7 +648,11 @@ class MetrikaStandIn:
                 return self._route(rec)
             return 504, error_body(504, "timeout", "Request timed out"), None
         if kind == "garbage":
-            return 200, kw.get("body", b"<html><body>Service is temporarily unavailable</body></html>"), None
+            return (
+                200,
+                kw.get("body", b"<html><body>Service is temporarily unavailable</body></html>"),
+                None,
+            )
         return self._failure_answer(int(kind), kw)
 
     @staticmethod
@@ -600,7 +664,10 @@ class MetrikaStandIn:
             return status, kw["body"], headers
         if status in _HTML_ERRORS and "error_type" not in kw:
             text = "%d %s" % (status, _HTML_ERRORS[status])
-            page = "<html><head><title>%s</title></head><body><h1>%s</h1><hr>nginx</body></html>" % (text, text)
+            page = (
+                "<html><head><title>%s</title></head><body><h1>%s</h1><hr>nginx</body></html>"
+                % (text, text)
+            )
             return status, page, headers
         fallback = ("backend_error" if status >= 500 else "invalid_parameter", "Error")
         default_type, default_message = _REASONS.get(status, fallback)
@@ -613,21 +680,53 @@ class MetrikaStandIn:
     _ROUTES = (
         ("GET", re.compile(r"^/management/v1/counter/(\d+)$"), "_get_counter"),
         ("GET", re.compile(r"^/management/v1/counter/(\d+)/goals$"), "_get_goals"),
-        ("POST", re.compile(r"^/management/v1/counter/(\d+)/offline_conversions/upload$"), "_post_offline"),
-        ("GET", re.compile(r"^/management/v1/counter/(\d+)/offline_conversions/uploadings$"), "_get_offline_list"),
-        ("GET", re.compile(r"^/management/v1/counter/(\d+)/offline_conversions/uploading/(\d+)$"), "_get_offline_one"),
-        ("POST", re.compile(r"^/cdp/api/v1/counter/(\d+)/data/simple_orders$"), "_post_simple_orders"),
-        ("POST", re.compile(r"^/cdp/api/v1/counter/(\d+)/data/(contacts|orders)/(csv|json)$"), "_post_cdp_detailed"),
+        (
+            "POST",
+            re.compile(r"^/management/v1/counter/(\d+)/offline_conversions/upload$"),
+            "_post_offline",
+        ),
+        (
+            "GET",
+            re.compile(r"^/management/v1/counter/(\d+)/offline_conversions/uploadings$"),
+            "_get_offline_list",
+        ),
+        (
+            "GET",
+            re.compile(r"^/management/v1/counter/(\d+)/offline_conversions/uploading/(\d+)$"),
+            "_get_offline_one",
+        ),
+        (
+            "POST",
+            re.compile(r"^/cdp/api/v1/counter/(\d+)/data/simple_orders$"),
+            "_post_simple_orders",
+        ),
+        (
+            "POST",
+            re.compile(r"^/cdp/api/v1/counter/(\d+)/data/(contacts|orders)/(csv|json)$"),
+            "_post_cdp_detailed",
+        ),
         ("GET", re.compile(r"^/cdp/api/v1/counter/(\d+)/last_uploadings$"), "_get_last_uploadings"),
-        ("GET", re.compile(r"^/cdp/api/v1/counter/(\d+)/schema/order_statuses$"), "_get_order_statuses"),
-        ("POST", re.compile(r"^/cdp/api/v1/counter/(\d+)/schema/order_statuses$"), "_post_order_statuses"),
+        (
+            "GET",
+            re.compile(r"^/cdp/api/v1/counter/(\d+)/schema/order_statuses$"),
+            "_get_order_statuses",
+        ),
+        (
+            "POST",
+            re.compile(r"^/cdp/api/v1/counter/(\d+)/schema/order_statuses$"),
+            "_post_order_statuses",
+        ),
     )
 
     def _route(self, rec):
         try:
             return self._route_checked(rec)
         except _RequestError as err:
-            return err.status, error_body(err.status, err.error_type, err.message, err.location), None
+            return (
+                err.status,
+                error_body(err.status, err.error_type, err.message, err.location),
+                None,
+            )
 
     def _route_checked(self, rec):
         auth = rec.header("Authorization")
@@ -651,7 +750,9 @@ class MetrikaStandIn:
                 return result[0], result[1], None
             return result
         if path_known:
-            raise _RequestError(405, "invalid_parameter", "Method %s is not allowed here" % rec.method)
+            raise _RequestError(
+                405, "invalid_parameter", "Method %s is not allowed here" % rec.method
+            )
         raise _RequestError(404, "not_found", "Entity not found")
 
     # management ---------------------------------------------------------
@@ -665,40 +766,58 @@ class MetrikaStandIn:
     def _post_offline(self, rec, cid):
         upload_type = rec.query.get("type", "BASIC")
         if upload_type not in OFFLINE_TYPES:
-            raise _RequestError(400, "invalid_parameter", "type must be one of %s" % ", ".join(OFFLINE_TYPES), "type")
+            raise _RequestError(
+                400,
+                "invalid_parameter",
+                "type must be one of %s" % ", ".join(OFFLINE_TYPES),
+                "type",
+            )
         comment = rec.query.get("comment")
         if comment is not None and len(comment) > 255:
-            raise _RequestError(400, "invalid_parameter", "comment is longer than 255 characters", "comment")
+            raise _RequestError(
+                400, "invalid_parameter", "comment is longer than 255 characters", "comment"
+            )
         text = self._file_text(rec)
         header, rows = _read_csv(text, ",")
         id_columns = [c for c in header if c in OFFLINE_ID_COLUMNS]
         known = set(OFFLINE_ID_COLUMNS) | {"Target", "DateTime", "Price", "Currency"}
         unknown = [c for c in header if c not in known]
         if unknown:
-            raise _RequestError(400, "invalid_uploading", "Unknown column(s): %s" % ", ".join(unknown))
+            raise _RequestError(
+                400, "invalid_uploading", "Unknown column(s): %s" % ", ".join(unknown)
+            )
         if len(set(header)) != len(header):
             raise _RequestError(400, "invalid_uploading", "Duplicate column names in the header")
         if len(id_columns) != 1:
             raise _RequestError(
-                400, "invalid_uploading",
+                400,
+                "invalid_uploading",
                 "Exactly one identifier column (ClientId, Yclid, UserId or PurchaseId) is required, got %d"
                 % len(id_columns),
             )
         for column in ("Target", "DateTime"):
             if column not in header:
-                raise _RequestError(400, "invalid_uploading", "Required column %s is missing" % column)
+                raise _RequestError(
+                    400, "invalid_uploading", "Required column %s is missing" % column
+                )
         legacy = rec.query.get("client_id_type")
         id_column = id_columns[0]
         if legacy is not None and legacy.upper() != OFFLINE_ID_COLUMNS[id_column]:
-            raise _RequestError(400, "invalid_parameter", "client_id_type does not match the %s column" % id_column,
-                                "client_id_type")
+            raise _RequestError(
+                400,
+                "invalid_parameter",
+                "client_id_type does not match the %s column" % id_column,
+                "client_id_type",
+            )
         if not rows:
             raise _RequestError(400, "invalid_uploading", "The file has no data rows")
         now = self.clock()
         problems = []
         for line, row in rows:
             if len(row) != len(header):
-                problems.append("line %d: expected %d values, got %d" % (line, len(header), len(row)))
+                problems.append(
+                    "line %d: expected %d values, got %d" % (line, len(header), len(row))
+                )
                 continue
             values = dict(zip(header, row, strict=True))
             ident = values[id_column]
@@ -744,7 +863,7 @@ class MetrikaStandIn:
         items = sorted(self.offline_uploadings[cid].values(), key=lambda u: u["id"])
         if rec.query.get("type"):
             items = [u for u in items if u["type"] == rec.query["type"]]
-        return 200, {"uploadings": [dict(u) for u in items[offset:offset + limit]]}
+        return 200, {"uploadings": [dict(u) for u in items[offset : offset + limit]]}
 
     def _get_offline_one(self, rec, cid, uploading_id):
         uploading = self.offline_uploadings[cid].get(int(uploading_id))
@@ -759,31 +878,46 @@ class MetrikaStandIn:
         if merge_mode is None:
             raise _RequestError(400, "missing_parameter", "merge_mode is required", "merge_mode")
         if merge_mode not in MERGE_MODES:
-            raise _RequestError(400, "invalid_parameter", "merge_mode must be SAVE, UPDATE or APPEND", "merge_mode")
+            raise _RequestError(
+                400, "invalid_parameter", "merge_mode must be SAVE, UPDATE or APPEND", "merge_mode"
+            )
         return merge_mode
 
     @staticmethod
     def _delimiter(rec):
         delimiter_type = rec.query.get("delimiter_type", "COMMA")
         if delimiter_type not in DELIMITERS:
-            raise _RequestError(400, "invalid_parameter", "delimiter_type must be COMMA or SEMICOLON", "delimiter_type")
+            raise _RequestError(
+                400,
+                "invalid_parameter",
+                "delimiter_type must be COMMA or SEMICOLON",
+                "delimiter_type",
+            )
         return DELIMITERS[delimiter_type]
 
     @staticmethod
     def _file_text(rec):
         if not rec.content_type.lower().startswith("multipart/form-data"):
-            raise _RequestError(400, "invalid_uploading", "Expected multipart/form-data with a part named 'file'")
+            raise _RequestError(
+                400, "invalid_uploading", "Expected multipart/form-data with a part named 'file'"
+            )
         if rec.file is None:
-            raise _RequestError(400, "invalid_uploading", "Multipart part 'file' is missing", "file")
+            raise _RequestError(
+                400, "invalid_uploading", "Multipart part 'file' is missing", "file"
+            )
         data = rec.file
         if not data.strip():
             raise _RequestError(400, "invalid_uploading", "The file is empty", "file")
         if data.startswith(b"\xef\xbb\xbf"):
-            raise _RequestError(400, "invalid_uploading", "The file starts with a UTF-8 BOM", "file")
+            raise _RequestError(
+                400, "invalid_uploading", "The file starts with a UTF-8 BOM", "file"
+            )
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise _RequestError(400, "invalid_uploading", "The file is not valid UTF-8", "file") from None
+            raise _RequestError(
+                400, "invalid_uploading", "The file is not valid UTF-8", "file"
+            ) from None
 
     def _post_simple_orders(self, rec, cid):
         self._merge_mode(rec)
@@ -792,10 +926,15 @@ class MetrikaStandIn:
         header, rows = _read_csv(text, delimiter)
         _check_header(header, SIMPLE_ORDER_COLUMNS)
         if "create_date_time" not in header:
-            raise _RequestError(400, "invalid_uploading", "Required column create_date_time is missing")
+            raise _RequestError(
+                400, "invalid_uploading", "Required column create_date_time is missing"
+            )
         if not any(f in header for f in IDENTIFIER_FIELDS):
-            raise _RequestError(400, "invalid_uploading",
-                                "One of the columns %s is required" % ", ".join(IDENTIFIER_FIELDS))
+            raise _RequestError(
+                400,
+                "invalid_uploading",
+                "One of the columns %s is required" % ", ".join(IDENTIFIER_FIELDS),
+            )
         if not rows:
             raise _RequestError(400, "invalid_uploading", "The file has no data rows")
         errors = []
@@ -805,7 +944,9 @@ class MetrikaStandIn:
                 errors.append("line %d: expected %d values, got %d" % (line, len(header), len(row)))
                 continue
             values = dict(zip(header, row, strict=True))
-            errors.extend("line %d: %s" % (line, p) for p in _check_order_row(values, goals, "simple"))
+            errors.extend(
+                "line %d: %s" % (line, p) for p in _check_order_row(values, goals, "simple")
+            )
         return self._store_cdp(cid, "SIMPLE_ORDERS", "CSV", len(rows), errors)
 
     def _post_cdp_detailed(self, rec, cid, kind, fmt):
@@ -814,29 +955,42 @@ class MetrikaStandIn:
         errors = []
         if fmt == "json":
             if not rec.content_type.lower().startswith("application/json"):
-                raise _RequestError(400, "invalid_parameter", "Content-Type must be application/json")
+                raise _RequestError(
+                    400, "invalid_parameter", "Content-Type must be application/json"
+                )
             if rec.json_error is not None or rec.json is None:
                 raise _RequestError(400, "invalid_json", "The body is not valid JSON")
             items = rec.json.get(kind) if isinstance(rec.json, dict) else None
             if not isinstance(items, list):
-                raise _RequestError(400, "invalid_json", "The body must be an object with a %r list" % kind)
+                raise _RequestError(
+                    400, "invalid_json", "The body must be an object with a %r list" % kind
+                )
             if not items:
                 raise _RequestError(400, "invalid_uploading", "The %r list is empty" % kind)
             for index, item in enumerate(items):
                 if not isinstance(item, dict):
                     errors.append("%s[%d]: must be an object" % (kind, index))
                     continue
-                errors.extend("%s[%d]: %s" % (kind, index, p) for p in _check_json_item(kind, item, goals))
+                errors.extend(
+                    "%s[%d]: %s" % (kind, index, p) for p in _check_json_item(kind, item, goals)
+                )
             return self._store_cdp(cid, kind.upper(), "JSON", len(items), errors)
         delimiter = self._delimiter(rec)
         raw_mapping = rec.query.get("columns_mapping")
         if not raw_mapping:
-            raise _RequestError(400, "missing_parameter", "columns_mapping is required", "columns_mapping")
-        mapping = _parse_mapping(raw_mapping, CONTACT_FIELDS if kind == "contacts" else ORDER_FIELDS)
+            raise _RequestError(
+                400, "missing_parameter", "columns_mapping is required", "columns_mapping"
+            )
+        mapping = _parse_mapping(
+            raw_mapping, CONTACT_FIELDS if kind == "contacts" else ORDER_FIELDS
+        )
         missing = [f for f in REQUIRED_FIELDS[kind] if f not in mapping]
         if missing:
             raise _RequestError(
-                400, "invalid_parameter", "columns_mapping lacks %s" % ", ".join(missing), "columns_mapping"
+                400,
+                "invalid_parameter",
+                "columns_mapping lacks %s" % ", ".join(missing),
+                "columns_mapping",
             )
         text = self._file_text(rec)
         header, rows = _read_csv(text, delimiter)
@@ -844,8 +998,11 @@ class MetrikaStandIn:
             raise _RequestError(400, "invalid_uploading", "Duplicate column names in the header")
         absent = [h for h in mapping.values() if h not in header]
         if absent:
-            raise _RequestError(400, "invalid_uploading",
-                                "Column(s) from columns_mapping not found in the file: %s" % ", ".join(absent))
+            raise _RequestError(
+                400,
+                "invalid_uploading",
+                "Column(s) from columns_mapping not found in the file: %s" % ", ".join(absent),
+            )
         if not rows:
             raise _RequestError(400, "invalid_uploading", "The file has no data rows")
         for line, row in rows:
@@ -887,7 +1044,12 @@ class MetrikaStandIn:
         if offset:
             bound = _parse_iso(offset)
             if bound is None:
-                raise _RequestError(400, "invalid_parameter", "datetime_offset is not a date-time", "datetime_offset")
+                raise _RequestError(
+                    400,
+                    "invalid_parameter",
+                    "datetime_offset is not a date-time",
+                    "datetime_offset",
+                )
             items = [u for u in items if _parse_iso(u["datetime"]) < bound]
         source = rec.query.get("source")
         if source:
@@ -909,18 +1071,31 @@ class MetrikaStandIn:
             if not isinstance(status, dict):
                 raise _RequestError(400, "invalid_parameter", "must be an object", where)
             if not isinstance(status.get("id"), str) or not _STATUS_ID_RE.match(status["id"]):
-                raise _RequestError(400, "invalid_parameter", "id must match ^[\\w-:]+$ (1-255 chars)", where)
+                raise _RequestError(
+                    400, "invalid_parameter", "id must match ^[\\w-:]+$ (1-255 chars)", where
+                )
             if status["id"] in seen:
-                raise _RequestError(400, "invalid_parameter", "duplicate id %s" % status["id"], where)
+                raise _RequestError(
+                    400, "invalid_parameter", "duplicate id %s" % status["id"], where
+                )
             seen.add(status["id"])
             if status.get("type") not in ORDER_STATUS_TYPES:
                 reason = "type must be one of %s" % ", ".join(ORDER_STATUS_TYPES)
                 raise _RequestError(400, "invalid_parameter", reason, where)
             humanized = status.get("humanized")
             if humanized is not None and (not isinstance(humanized, str) or len(humanized) > 4096):
-                raise _RequestError(400, "invalid_parameter", "humanized must be a string of at most 4096 chars", where)
+                raise _RequestError(
+                    400,
+                    "invalid_parameter",
+                    "humanized must be a string of at most 4096 chars",
+                    where,
+                )
             goal_ids = status.get("goal_action_ids", [])
-            if not isinstance(goal_ids, list) or len(goal_ids) > 10 or not all(isinstance(g, str) for g in goal_ids):
+            if (
+                not isinstance(goal_ids, list)
+                or len(goal_ids) > 10
+                or not all(isinstance(g, str) for g in goal_ids)
+            ):
                 reason = "goal_action_ids must be a list of at most 10 strings"
                 raise _RequestError(400, "invalid_parameter", reason, where)
         self.order_statuses[cid] = [dict(s, order_status_source="API") for s in statuses]
@@ -964,7 +1139,9 @@ def _read_csv(text, delimiter):
     if not header:
         raise _RequestError(400, "invalid_uploading", "The file has no header row")
     if any(not h.strip() for h in header) or any(h != h.strip() for h in header):
-        raise _RequestError(400, "invalid_uploading", "Empty or space-padded column name in the header")
+        raise _RequestError(
+            400, "invalid_uploading", "Empty or space-padded column name in the header"
+        )
     return header, rows
 
 
@@ -980,14 +1157,22 @@ def _parse_mapping(raw, known_fields):
     pairs = _MAPPING_PAIR_RE.findall(raw)
     rebuilt = ",".join('"%s":"%s"' % pair for pair in pairs)
     if not pairs or rebuilt != raw.strip():
-        raise _RequestError(400, "invalid_parameter",
-                            'columns_mapping must be "system_name":"Column",... pairs', "columns_mapping")
+        raise _RequestError(
+            400,
+            "invalid_parameter",
+            'columns_mapping must be "system_name":"Column",... pairs',
+            "columns_mapping",
+        )
     mapping = {}
     for system, column in pairs:
         if system in mapping:
-            raise _RequestError(400, "invalid_parameter", "%s is mapped twice" % system, "columns_mapping")
+            raise _RequestError(
+                400, "invalid_parameter", "%s is mapped twice" % system, "columns_mapping"
+            )
         if system not in known_fields and not _ATTRIBUTE_RE.match(system):
-            raise _RequestError(400, "invalid_parameter", "unknown field %s" % system, "columns_mapping")
+            raise _RequestError(
+                400, "invalid_parameter", "unknown field %s" % system, "columns_mapping"
+            )
         mapping[system] = column
     return mapping
 
@@ -1046,7 +1231,9 @@ def _check_order_row(values, goals, flavour):
         if not created:
             problems.append("create_date_time is empty")
         if not any(values.get(f) for f in IDENTIFIER_FIELDS):
-            problems.append("no customer identifier (client_ids, emails, phones, emails_md5, phones_md5)")
+            problems.append(
+                "no customer identifier (client_ids, emails, phones, emails_md5, phones_md5)"
+            )
     else:
         for field in REQUIRED_FIELDS["orders"]:
             if not values.get(field):
@@ -1121,11 +1308,17 @@ def _check_json_item(kind, item, goals):
     for field in REQUIRED_FIELDS[kind]:
         if item.get(field) in (None, ""):
             problems.append("%s is required" % field)
-    dates = ("create_date_time", "update_date_time") + (("finish_date_time",) if kind == "orders" else ())
+    dates = ("create_date_time", "update_date_time") + (
+        ("finish_date_time",) if kind == "orders" else ()
+    )
     for field in dates:
         value = item.get(field)
         if value is not None:
-            reason = _check_date(value, _JSON_DATE_FORMATS) if isinstance(value, str) else "is not a string"
+            reason = (
+                _check_date(value, _JSON_DATE_FORMATS)
+                if isinstance(value, str)
+                else "is not a string"
+            )
             if reason:
                 problems.append("%s %s" % (field, reason))
     for field in IDENTIFIER_FIELDS:
@@ -1157,6 +1350,8 @@ def _check_json_item(kind, item, goals):
         ):
             problems.append("products must map product ids to quantities")
         currency = item.get("currency")
-        if currency not in (None, "") and not (isinstance(currency, str) and _CURRENCY_RE.match(currency)):
+        if currency not in (None, "") and not (
+            isinstance(currency, str) and _CURRENCY_RE.match(currency)
+        ):
             problems.append("currency must be a 3-letter ISO 4217 code")
     return problems

@@ -44,7 +44,9 @@ OFFLINE = (
     b"133591247640966458,GOAL1,1481718166,123.45,RUB\n"
     b"133591247640966458,GOAL2,1481718142,678.90,RUB\n"
 )
-CONTACTS = b"ID,Name,Email,Age\n11,John J.,example@example.com,40\n42,Michael L.,somebody@example.com,24\n"
+CONTACTS = (
+    b"ID,Name,Email,Age\n11,John J.,example@example.com,40\n42,Michael L.,somebody@example.com,24\n"
+)
 CONTACTS_MAPPING = {"uniq_id": "ID", "name": "Name", "emails": "Email", "age": "Age"}
 ORDERS = (
     "ИД,ИД клиента,Тип клиента,Статус,Дата создания,Сумма,Цели\n"
@@ -62,7 +64,12 @@ ORDERS_MAPPING = {
 }
 STATUSES = [
     {"id": "new", "humanized": "New", "type": "IN_PROGRESS"},
-    {"id": "delivery", "humanized": "Out for delivery", "type": "IN_PROGRESS", "goal_action_ids": ["dostavka"]},
+    {
+        "id": "delivery",
+        "humanized": "Out for delivery",
+        "type": "IN_PROGRESS",
+        "goal_action_ids": ["dostavka"],
+    },
     {"id": "success", "humanized": "Completed successfully", "type": "PAID"},
 ]
 
@@ -141,7 +148,10 @@ def test_timeout_forms():
 
 def test_base_url_is_normalised_and_checked():
     assert MetrikaClient(TOKEN, 1).base_url == "https://api-metrika.yandex.net"
-    assert MetrikaClient(TOKEN, 1, base_url="http://127.0.0.1:8080/").base_url == "http://127.0.0.1:8080"
+    assert (
+        MetrikaClient(TOKEN, 1, base_url="http://127.0.0.1:8080/").base_url
+        == "http://127.0.0.1:8080"
+    )
     for bad in ("api-metrika.yandex.net", "ftp://x", "", "http://a b"):
         with pytest.raises(ValueError):
             MetrikaClient(TOKEN, 1, base_url=bad)
@@ -204,11 +214,18 @@ def test_upload_offline_conversions(api, client):
     assert uploading["source_quantity"] == 2 and uploading["line_quantity"] == 2
     assert uploading["client_id_type"] == "CLIENT_ID"
     rec = api.requests[-1]
-    assert (rec.method, rec.path) == ("POST", "/management/v1/counter/12345/offline_conversions/upload")
+    assert (rec.method, rec.path) == (
+        "POST",
+        "/management/v1/counter/12345/offline_conversions/upload",
+    )
     assert rec.query == {"type": "BASIC", "comment": "odoo batch 7"}
     assert rec.content_type.startswith("multipart/form-data")
     assert list(rec.parts) == ["file"]
-    assert (rec.filename, rec.file_content_type, rec.file) == ("offline_conversions.csv", "text/csv", OFFLINE)
+    assert (rec.filename, rec.file_content_type, rec.file) == (
+        "offline_conversions.csv",
+        "text/csv",
+        OFFLINE,
+    )
     assert_clean_request(rec)
 
 
@@ -237,7 +254,9 @@ def test_offline_uploading_lookup(api, client):
     one = client.get_offline_uploading(second["id"])
     assert one["status"] == "PROCESSED" and one["linked_quantity"] == 2
     rec = api.requests[-1]
-    assert rec.path == "/management/v1/counter/12345/offline_conversions/uploading/%d" % second["id"]
+    assert (
+        rec.path == "/management/v1/counter/12345/offline_conversions/uploading/%d" % second["id"]
+    )
     assert_clean_request(rec)
 
     listed = client.list_offline_uploadings()
@@ -270,13 +289,19 @@ def test_upload_simple_orders(api, client):
     assert (rec.method, rec.path) == ("POST", "/cdp/api/v1/counter/12345/data/simple_orders")
     assert rec.query == {"merge_mode": "SAVE", "delimiter_type": "COMMA"}
     assert list(rec.parts) == ["file"]
-    assert (rec.filename, rec.file_content_type, rec.file) == ("simple_orders.csv", "text/csv", SIMPLE_ORDERS)
+    assert (rec.filename, rec.file_content_type, rec.file) == (
+        "simple_orders.csv",
+        "text/csv",
+        SIMPLE_ORDERS,
+    )
     assert_clean_request(rec)
 
 
 def test_upload_simple_orders_options(api, client):
     data = b"id;create_date_time;phones_md5;revenue\n1;2024-01-10 11:56:00;f09f2c3d48f31e2a802944ade2e5aec5;10.5\n"
-    client.upload_simple_orders(data, merge_mode="UPDATE", delimiter_type="SEMICOLON", filename="x.csv")
+    client.upload_simple_orders(
+        data, merge_mode="UPDATE", delimiter_type="SEMICOLON", filename="x.csv"
+    )
     rec = api.requests[-1]
     assert rec.query == {"merge_mode": "UPDATE", "delimiter_type": "SEMICOLON"}
     assert rec.filename == "x.csv"
@@ -319,7 +344,10 @@ def test_upload_contacts_csv(api, client):
 def test_upload_contacts_identity_mapping_from_header(api, client):
     data = b"uniq_id,name,phones\nc1,Ann,79995551111\n"
     client.upload_contacts(data, merge_mode="APPEND")
-    assert api.requests[-1].query["columns_mapping"] == '"uniq_id":"uniq_id","name":"name","phones":"phones"'
+    assert (
+        api.requests[-1].query["columns_mapping"]
+        == '"uniq_id":"uniq_id","name":"name","phones":"phones"'
+    )
     assert api.requests[-1].query["merge_mode"] == "APPEND"
 
 
@@ -376,7 +404,9 @@ def test_upload_orders_csv_and_json(api, client):
 
 def test_order_json_validation_failure(client):
     with pytest.raises(MetrikaValidationError) as info:
-        client.upload_orders([{"id": "1", "client_type": "COMPANY", "order_status": "PAID"}], fmt="json")
+        client.upload_orders(
+            [{"id": "1", "client_type": "COMPANY", "order_status": "PAID"}], fmt="json"
+        )
     assert any("client_uniq_id" in e for e in info.value.errors)
     assert any("client_type" in e for e in info.value.errors)
 
@@ -417,8 +447,14 @@ def test_last_uploadings_and_find(api, client):
     assert rec.query == {"limit": "10", "source": "API"}
     assert_clean_request(rec)
 
-    client.last_uploadings(limit=5, datetime_offset=datetime.datetime(2020, 2, 10, 10, 0, tzinfo=UTC))
-    assert api.requests[-1].query == {"limit": "5", "datetime_offset": "2020-02-10T10:00:00.000Z", "source": "API"}
+    client.last_uploadings(
+        limit=5, datetime_offset=datetime.datetime(2020, 2, 10, 10, 0, tzinfo=UTC)
+    )
+    assert api.requests[-1].query == {
+        "limit": "5",
+        "datetime_offset": "2020-02-10T10:00:00.000Z",
+        "source": "API",
+    }
     assert client.last_uploadings(datetime_offset="2000-01-01T00:00:00Z") == []
 
     assert client.find_cdp_uploading(first["uploading_id"]) == first
@@ -471,7 +507,11 @@ def test_bad_request_carries_metrica_messages(client):
 def test_bad_request_with_several_errors_and_location(api, client):
     body = {
         "errors": [
-            {"error_type": "invalid_parameter", "message": "bad merge_mode", "location": "merge_mode"},
+            {
+                "error_type": "invalid_parameter",
+                "message": "bad merge_mode",
+                "location": "merge_mode",
+            },
             {"error_type": "missing_parameter", "message": "no file"},
         ],
         "code": 400,
@@ -481,7 +521,10 @@ def test_bad_request_with_several_errors_and_location(api, client):
     with pytest.raises(MetrikaBadRequestError) as info:
         client.get_counter()
     err = info.value
-    assert err.errors == ["invalid_parameter: bad merge_mode (at merge_mode)", "missing_parameter: no file"]
+    assert err.errors == [
+        "invalid_parameter: bad merge_mode (at merge_mode)",
+        "missing_parameter: no file",
+    ]
     assert err.error_type == "invalid_parameter"
     assert "missing_parameter: no file" in str(err)
 
@@ -533,13 +576,20 @@ def test_quota_retry_after_header_wins(api, client):
     assert info.value.retry_after == 17.0
 
 
-@pytest.mark.parametrize("status, error_type", [(500, None), (502, None), (503, "backend_error"), (504, "timeout")])
+@pytest.mark.parametrize(
+    "status, error_type", [(500, None), (502, None), (503, "backend_error"), (504, "timeout")]
+)
 def test_server_errors(api, client, status, error_type):
     api.fail_next(status)
     with pytest.raises(MetrikaServerError) as info:
         client.get_counter()
     err = info.value
-    assert (err.status, err.error_type, err.retryable, err.retry_after) == (status, error_type, True, None)
+    assert (err.status, err.error_type, err.retryable, err.retry_after) == (
+        status,
+        error_type,
+        True,
+        None,
+    )
     assert err.maybe_accepted is True
     assert "<html" not in str(err)  # an HTML error page is not pasted into the message
 
@@ -612,7 +662,9 @@ def _free_port():
 
 
 def test_connection_refused_was_never_sent():
-    client = MetrikaClient(TOKEN, COUNTER, base_url="http://127.0.0.1:%d" % _free_port(), timeout=(0.5, 0.5))
+    client = MetrikaClient(
+        TOKEN, COUNTER, base_url="http://127.0.0.1:%d" % _free_port(), timeout=(0.5, 0.5)
+    )
     with pytest.raises(MetrikaTransportError) as info:
         client.upload_offline_conversions(OFFLINE)
     assert info.value.retryable is True and info.value.maybe_accepted is False
@@ -726,7 +778,9 @@ def test_upload_is_retried_after_quota(api, make_client):
 def test_upload_is_retried_when_connection_was_refused(make_client):
     sleeps = []
     dead = "http://127.0.0.1:%d" % _free_port()
-    client = make_client(base_url=dead, max_retries=2, sleep=sleeps.append, rng=lambda: 0.5, timeout=0.5)
+    client = make_client(
+        base_url=dead, max_retries=2, sleep=sleeps.append, rng=lambda: 0.5, timeout=0.5
+    )
     with pytest.raises(MetrikaTransportError):
         client.upload_simple_orders(SIMPLE_ORDERS)
     assert sleeps == [2.0, 4.0]
@@ -781,25 +835,44 @@ def test_error_from_response_mapping():
 
 
 def test_error_messages_are_readable():
-    body = {"errors": [{"error_type": "invalid_uploading", "message": "Bad file"}], "code": 400, "message": "Bad file"}
+    body = {
+        "errors": [{"error_type": "invalid_uploading", "message": "Bad file"}],
+        "code": 400,
+        "message": "Bad file",
+    }
     err = error_from_response(400, body, {})
     assert str(err) == "HTTP 400 invalid_uploading: Bad file"
-    assert repr(err) == "MetrikaBadRequestError(status=400, error_type='invalid_uploading', message='Bad file')"
+    assert (
+        repr(err)
+        == "MetrikaBadRequestError(status=400, error_type='invalid_uploading', message='Bad file')"
+    )
     assert str(error_from_response(502, None, {})) == "HTTP 502: Bad gateway"
 
 
 def test_daily_quota_with_naive_epoch_and_callable_clocks():
     midnight_minus_10 = datetime.datetime(2025, 6, 30, 23, 59, 50)
-    body = {"errors": [{"error_type": "quota_requests_by_uid", "message": "daily"}], "code": 429, "message": "daily"}
+    body = {
+        "errors": [{"error_type": "quota_requests_by_uid", "message": "daily"}],
+        "code": 429,
+        "message": "daily",
+    }
     assert error_from_response(429, body, {}, now=midnight_minus_10).retry_after == 10
     epoch = midnight_minus_10.replace(tzinfo=UTC).timestamp()
     assert error_from_response(429, body, {}, now=epoch).retry_after == 10
     assert error_from_response(429, body, {}, now=lambda: epoch).retry_after == 10
     msk = datetime.timezone(datetime.timedelta(hours=3))
-    assert error_from_response(429, body, {}, now=datetime.datetime(2025, 7, 1, 2, 0, tzinfo=msk)).retry_after == 3600
+    assert (
+        error_from_response(
+            429, body, {}, now=datetime.datetime(2025, 7, 1, 2, 0, tzinfo=msk)
+        ).retry_after
+        == 3600
+    )
     assert seconds_until_next_utc_midnight(datetime.datetime(2025, 1, 1, 0, 0, tzinfo=UTC)) == 86400
     grants = {"errors": [{"error_type": "quota_grants_requests", "message": "hourly"}]}
-    assert error_from_response(429, grants, {}, now=datetime.datetime(2025, 1, 1, 10, 45)).retry_after == 900
+    assert (
+        error_from_response(429, grants, {}, now=datetime.datetime(2025, 1, 1, 10, 45)).retry_after
+        == 900
+    )
 
 
 def test_parse_retry_after():
@@ -848,24 +921,42 @@ def test_token_never_in_errors_or_logs(caplog):
     raised = []
     with MetrikaStandIn(token=SECRET) as api:
         sleeps = []
-        client = MetrikaClient(SECRET, COUNTER, base_url=api.url, timeout=(1.0, 0.3),
-                               max_retries=1, sleep=sleeps.append, rng=lambda: 0.5)
+        client = MetrikaClient(
+            SECRET,
+            COUNTER,
+            base_url=api.url,
+            timeout=(1.0, 0.3),
+            max_retries=1,
+            sleep=sleeps.append,
+            rng=lambda: 0.5,
+        )
         wrong = MetrikaClient(SECRET + "x", COUNTER, base_url=api.url, timeout=(1.0, 0.3))
         other = MetrikaClient(SECRET, 999, base_url=api.url, timeout=(1.0, 0.3))
-        dead = MetrikaClient(SECRET, COUNTER, base_url="http://127.0.0.1:%d" % _free_port(), timeout=0.3)
+        dead = MetrikaClient(
+            SECRET, COUNTER, base_url="http://127.0.0.1:%d" % _free_port(), timeout=0.3
+        )
         scenarios = [
             (wrong.get_counter, None),
             (other.list_goals, None),
             (lambda: client.upload_offline_conversions(b"ClientId,Target\n1,G\n"), None),
-            (client.get_counter, (400, {"message": "token %s is odd" % SECRET})),  # an echoing server
-            (client.get_counter, (429, {"error_type": "quota_requests_by_uid"})),  # too long to sleep
+            (
+                client.get_counter,
+                (400, {"message": "token %s is odd" % SECRET}),
+            ),  # an echoing server
+            (
+                client.get_counter,
+                (429, {"error_type": "quota_requests_by_uid"}),
+            ),  # too long to sleep
             (client.get_counter, (420, {"times": 2})),
             (client.get_counter, (500, {"times": 2})),
             (client.get_counter, (503, {"times": 2, "retry_after": 0})),
             (client.get_counter, ("slow", {"delay": 0.5, "times": 2})),
             (client.get_counter, ("drop", {"times": 2})),
             (client.get_counter, ("garbage", {})),
-            (lambda: client.upload_simple_orders(b"id,create_date_time,emails\n1,x,Bad@Mail\n"), None),
+            (
+                lambda: client.upload_simple_orders(b"id,create_date_time,emails\n1,x,Bad@Mail\n"),
+                None,
+            ),
             (dead.get_counter, None),
         ]
         for call, failure in scenarios:
@@ -885,8 +976,14 @@ def test_token_never_in_errors_or_logs(caplog):
             c.close()
     assert len(raised) == len(scenarios)
     assert {type(e) for e in raised} >= {
-        MetrikaAuthError, MetrikaBadRequestError, MetrikaQuotaError, MetrikaServerError,
-        MetrikaTimeoutError, MetrikaTransportError, MetrikaUnexpectedResponseError, MetrikaValidationError,
+        MetrikaAuthError,
+        MetrikaBadRequestError,
+        MetrikaQuotaError,
+        MetrikaServerError,
+        MetrikaTimeoutError,
+        MetrikaTransportError,
+        MetrikaUnexpectedResponseError,
+        MetrikaValidationError,
     }
     for err in raised:
         assert SECRET not in _chain_text(err)

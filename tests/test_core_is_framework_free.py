@@ -49,10 +49,12 @@ def test_no_core_source_names_odoo():
 
 
 def test_only_the_client_speaks_http():
-    importers = sorted({
-        str(path.relative_to(CORE_DIR))
-        for path in CORE_DIR.rglob("*.py")
-        for name in _imported_names(path)
-        if name.split(".")[0] in {"requests", "urllib3", "http", "httpx", "urllib"}
-    })
+    importers = sorted(
+        {
+            str(path.relative_to(CORE_DIR))
+            for path in CORE_DIR.rglob("*.py")
+            for name in _imported_names(path)
+            if name.split(".")[0] in {"requests", "urllib3", "http", "httpx", "urllib"}
+        }
+    )
     assert importers == ["client.py"]

@@ -82,20 +82,32 @@ def test_simple_orders_header_first_fixed_and_no_bom():
     )
     header, rows = parse(data)
     assert tuple(header) == SIMPLE_ORDERS_COLUMNS
-    assert rows == [{
-        "id": "o1", "create_date_time": "2024-01-10 11:56:00", "client_uniq_id": "",
-        "client_ids": "1628529640459314054", "emails": "", "phones": "",
-        "order_status": "IN_PROGRESS", "revenue": "", "cost": "", "currency": "", "goals": "",
-    }]
+    assert rows == [
+        {
+            "id": "o1",
+            "create_date_time": "2024-01-10 11:56:00",
+            "client_uniq_id": "",
+            "client_ids": "1628529640459314054",
+            "emails": "",
+            "phones": "",
+            "order_status": "IN_PROGRESS",
+            "revenue": "",
+            "cost": "",
+            "currency": "",
+            "goals": "",
+        }
+    ]
 
 
 def test_simple_orders_hashed_header_and_tv9_values():
     data = build_simple_orders_csv(
-        [order(
-            client_ids=(),
-            emails=("mail@yandex.ru", "example2@yandex.ru"),
-            phones=("79995551111", "79876543210"),
-        )],
+        [
+            order(
+                client_ids=(),
+                emails=("mail@yandex.ru", "example2@yandex.ru"),
+                phones=("79995551111", "79876543210"),
+            )
+        ],
         "Europe/Moscow",
         hashed=True,
     )
@@ -110,9 +122,7 @@ def test_simple_orders_hashed_header_and_tv9_values():
 
 
 def test_simple_orders_hashed_single_values():
-    row = simple_row(
-        [order(emails=("mail@yandex.ru",), phones=("79995551111",))], hashed=True
-    )
+    row = simple_row([order(emails=("mail@yandex.ru",), phones=("79995551111",))], hashed=True)
     assert (row["emails_md5"], row["phones_md5"]) == (MD5_MAIL, MD5_PHONE)
     assert row["client_ids"] == "1628529640459314054"  # ClientIDs are never hashed
 
@@ -120,8 +130,11 @@ def test_simple_orders_hashed_single_values():
 def test_simple_orders_multi_value_cells_quoted_single_values_not():
     data = build_simple_orders_csv(
         [
-            order("multi", phones=("79876543210", "79991234567"),
-                  emails=("mail@example.com", "mail2@example.com")),
+            order(
+                "multi",
+                phones=("79876543210", "79991234567"),
+                emails=("mail@example.com", "mail2@example.com"),
+            ),
             order("single", client_ids=(), phones=("79876543210",)),
         ],
         "Europe/Moscow",
@@ -168,8 +181,18 @@ def test_decimals_dot_no_exponent_value_kept(value, expected):
 
 @pytest.mark.parametrize(
     "value",
-    [Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), float("nan"), float("-inf"),
-     Decimal("-1"), -0.5, True, "abc", object()],
+    [
+        Decimal("NaN"),
+        Decimal("sNaN"),
+        Decimal("Infinity"),
+        float("nan"),
+        float("-inf"),
+        Decimal("-1"),
+        -0.5,
+        True,
+        "abc",
+        object(),
+    ],
 )
 def test_bad_amounts_refused_naming_the_order(value):
     with pytest.raises(UploadDataError) as info:
@@ -183,13 +206,16 @@ def test_bad_amounts_refused_naming_the_order(value):
 def test_simple_orders_goals_cell_like_the_doc_sample():
     row = simple_row([order(order_status=PAID, goals=(("oplata_cash", 200), ("filial_1", None)))])
     assert row["goals"] == "oplata_cash:200,filial_1"
-    data = build_simple_orders_csv([order(goals=[("oplata_cash", Decimal("200.50")), "filial_1"])],
-                                   "Europe/Moscow")
+    data = build_simple_orders_csv(
+        [order(goals=[("oplata_cash", Decimal("200.50")), "filial_1"])], "Europe/Moscow"
+    )
     assert lines(data)[1].endswith(',"oplata_cash:200.50,filial_1"')
 
 
-@pytest.mark.parametrize("goal", ["", "with space", "a/b", "a\\b", "a&b", "a#b", "a?b", "a=b", 'a"b',
-                                  "a,b", "a:b", "tab\tx"])
+@pytest.mark.parametrize(
+    "goal",
+    ["", "with space", "a/b", "a\\b", "a&b", "a#b", "a?b", "a=b", 'a"b', "a,b", "a:b", "tab\tx"],
+)
 def test_simple_orders_bad_goal_refused(goal):
     with pytest.raises(UploadDataError, match="goal-row"):
         build_simple_orders_csv([order("goal-row", goals=((goal, None),))], "Europe/Moscow")
@@ -297,7 +323,8 @@ def test_free_text_cells_round_trip_with_quoting():
 
 def test_semicolon_delimiter_leaves_multi_value_cells_unquoted():
     data = build_simple_orders_csv(
-        [order(phones=("79876543210", "79991234567"), goals=("g1", "g2"))], "Europe/Moscow",
+        [order(phones=("79876543210", "79991234567"), goals=("g1", "g2"))],
+        "Europe/Moscow",
         delimiter=";",
     )
     assert lines(data)[0].startswith("id;create_date_time;")
@@ -308,8 +335,10 @@ def test_semicolon_delimiter_leaves_multi_value_cells_unquoted():
 
 
 def test_large_batch_is_complete_and_in_order():
-    orders = [order("o%05d" % i, created=T0 + timedelta(minutes=i), phones=("7999%07d" % i,))
-              for i in range(10000)]
+    orders = [
+        order("o%05d" % i, created=T0 + timedelta(minutes=i), phones=("7999%07d" % i,))
+        for i in range(10000)
+    ]
     _, rows = parse(build_simple_orders_csv(orders, "Europe/Moscow", hashed=True))
     assert [row["id"] for row in rows] == ["o%05d" % i for i in range(10000)]
     assert rows[-1]["create_date_time"] == "2024-01-17 10:35:00"
@@ -403,13 +432,16 @@ def test_fold_of_an_input_datetime_is_respected():
     first = datetime(2024, 10, 27, 2, 30, tzinfo=berlin, fold=0)  # 00:30 UTC
     second = datetime(2024, 10, 27, 2, 30, tzinfo=berlin, fold=1)  # 01:30 UTC
     assert created_in("Europe/Moscow", first, second) == [
-        "2024-10-27 03:30:00", "2024-10-27 04:30:00",
+        "2024-10-27 03:30:00",
+        "2024-10-27 04:30:00",
     ]
 
 
 def test_naive_datetime_refused():
     with pytest.raises(UploadDataError, match="naive") as info:
-        build_simple_orders_csv([order("naive-1", created=datetime(2024, 1, 1, 12, 0))], "Europe/Moscow")
+        build_simple_orders_csv(
+            [order("naive-1", created=datetime(2024, 1, 1, 12, 0))], "Europe/Moscow"
+        )
     assert "naive-1" in str(info.value)
     with pytest.raises(ValueError, match="naive"):
         build_contacts_csv([Contact("c1", create_date_time=datetime(2024, 1, 1))], "Europe/Moscow")
@@ -431,7 +463,9 @@ def test_non_aware_values_refused(created):
 
 def test_before_1970_refused():
     with pytest.raises(UploadDataError, match="1970"):
-        build_simple_orders_csv([order(created=datetime(1969, 12, 31, 12, tzinfo=UTC))], "Europe/Moscow")
+        build_simple_orders_csv(
+            [order(created=datetime(1969, 12, 31, 12, tzinfo=UTC))], "Europe/Moscow"
+        )
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "", None, 3, "../etc/passwd"])
@@ -443,8 +477,12 @@ def test_unknown_time_zone_refused(zone):
 # --------------------------------------------------------------------------- offline conversions
 
 
-def conversion(identifier="133591247640966458", target="GOAL1",
-               when=datetime(2016, 12, 14, 12, 22, 46, tzinfo=UTC), **kwargs):
+def conversion(
+    identifier="133591247640966458",
+    target="GOAL1",
+    when=datetime(2016, 12, 14, 12, 22, 46, tzinfo=UTC),
+    **kwargs,
+):
     return OfflineConversion(identifier, target, when, **kwargs)
 
 
@@ -455,8 +493,12 @@ def test_offline_tv1():
     data = build_offline_conversions_csv(
         [
             conversion(price=Decimal("123.45"), currency="RUB"),
-            conversion(target="GOAL2", when=datetime(2016, 12, 14, 12, 22, 22, tzinfo=UTC),
-                       price=Decimal("678.90"), currency="RUB"),
+            conversion(
+                target="GOAL2",
+                when=datetime(2016, 12, 14, 12, 22, 22, tzinfo=UTC),
+                price=Decimal("678.90"),
+                currency="RUB",
+            ),
         ],
         "ClientId",
         now=NOW,
@@ -477,13 +519,22 @@ def test_offline_datetime_is_utc_epoch_whatever_the_zone():
 
 def test_offline_tv2_yclid_and_every_identifier_column():
     data = build_offline_conversions_csv(
-        [conversion("6754821930114400255", "crm_deal_won", datetime(2025, 1, 1, tzinfo=UTC),
-                    price=Decimal("15000.00"), currency="RUB")],
+        [
+            conversion(
+                "6754821930114400255",
+                "crm_deal_won",
+                datetime(2025, 1, 1, tzinfo=UTC),
+                price=Decimal("15000.00"),
+                currency="RUB",
+            )
+        ],
         "Yclid",
         now=datetime(2025, 6, 1, tzinfo=UTC),
     )
-    assert lines(data) == ["Yclid,Target,DateTime,Price,Currency",
-                           "6754821930114400255,crm_deal_won,1735689600,15000.00,RUB"]
+    assert lines(data) == [
+        "Yclid,Target,DateTime,Price,Currency",
+        "6754821930114400255,crm_deal_won,1735689600,15000.00,RUB",
+    ]
     for column in OFFLINE_IDENTIFIER_COLUMNS:
         header, _ = parse(build_offline_conversions_csv([conversion("123")], column, now=NOW))
         assert header == [column, "Target", "DateTime", "Price", "Currency"]
@@ -494,17 +545,21 @@ def test_offline_tv2_yclid_and_every_identifier_column():
 def test_offline_future_time_clamped_to_one_second_before_now():
     now = datetime(2025, 1, 1, 12, 0, 0, 500000, tzinfo=UTC)
     now_seconds = int(datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp())
-    _, rows = parse(build_offline_conversions_csv(
-        [
-            conversion(target="future", when=now + timedelta(hours=3)),
-            conversion(target="exactly_now", when=now),
-            conversion(target="past", when=now - timedelta(minutes=1)),
-        ],
-        "ClientId",
-        now=now,
-    ))
+    _, rows = parse(
+        build_offline_conversions_csv(
+            [
+                conversion(target="future", when=now + timedelta(hours=3)),
+                conversion(target="exactly_now", when=now),
+                conversion(target="past", when=now - timedelta(minutes=1)),
+            ],
+            "ClientId",
+            now=now,
+        )
+    )
     assert [(row["Target"], int(row["DateTime"])) for row in rows] == [
-        ("future", now_seconds - 1), ("exactly_now", now_seconds - 1), ("past", now_seconds - 60),
+        ("future", now_seconds - 1),
+        ("exactly_now", now_seconds - 1),
+        ("past", now_seconds - 60),
     ]
 
 
@@ -515,18 +570,22 @@ def test_offline_default_now_is_the_current_time():
 
 
 def test_offline_exact_duplicates_dropped_latest_wins():
-    _, rows = parse(build_offline_conversions_csv(
-        [
-            conversion(price=Decimal("1")),
-            conversion(target="GOAL2"),
-            conversion(price=Decimal("2")),
-            conversion(when=datetime(2016, 12, 14, 12, 22, 47, tzinfo=UTC)),
-        ],
-        "ClientId",
-        now=NOW,
-    ))
+    _, rows = parse(
+        build_offline_conversions_csv(
+            [
+                conversion(price=Decimal("1")),
+                conversion(target="GOAL2"),
+                conversion(price=Decimal("2")),
+                conversion(when=datetime(2016, 12, 14, 12, 22, 47, tzinfo=UTC)),
+            ],
+            "ClientId",
+            now=NOW,
+        )
+    )
     assert [(row["Target"], row["DateTime"], row["Price"]) for row in rows] == [
-        ("GOAL1", "1481718166", "2"), ("GOAL2", "1481718166", ""), ("GOAL1", "1481718167", ""),
+        ("GOAL1", "1481718166", "2"),
+        ("GOAL2", "1481718166", ""),
+        ("GOAL1", "1481718167", ""),
     ]
 
 
@@ -536,14 +595,18 @@ def test_offline_wrong_identifier_column_refused(column):
         build_offline_conversions_csv([conversion()], column, now=NOW)
 
 
-@pytest.mark.parametrize("target", ["", "my goal", "Цель оплачена", "a/b", "a?b=c", "a&b", "#x", 'q"', None])
+@pytest.mark.parametrize(
+    "target", ["", "my goal", "Цель оплачена", "a/b", "a?b=c", "a&b", "#x", 'q"', None]
+)
 def test_offline_bad_target_refused(target):
     with pytest.raises(UploadDataError, match="Target"):
         build_offline_conversions_csv([conversion(target=target)], "ClientId", now=NOW)
 
 
-@pytest.mark.parametrize("column, identifier", [("ClientId", "12a"), ("Yclid", "-1"), ("ClientId", ""),
-                                                ("UserId", "  "), ("UserId", 42)])
+@pytest.mark.parametrize(
+    "column, identifier",
+    [("ClientId", "12a"), ("Yclid", "-1"), ("ClientId", ""), ("UserId", "  "), ("UserId", 42)],
+)
 def test_offline_bad_identifier_refused(column, identifier):
     with pytest.raises(UploadDataError, match=column):
         build_offline_conversions_csv([conversion(identifier)], column, now=NOW)
@@ -567,7 +630,8 @@ def test_offline_bad_values_refused():
 def test_group_offline_conversions():
     a, b, c = conversion("1"), conversion("yc1"), conversion("2")
     assert group_offline_conversions([("ClientId", a), ("Yclid", b), ("ClientId", c)]) == {
-        "ClientId": [a, c], "Yclid": [b],
+        "ClientId": [a, c],
+        "Yclid": [b],
     }
     with pytest.raises(UploadDataError):
         group_offline_conversions([("Phone", a)])
@@ -609,19 +673,36 @@ def test_contacts_csv_all_columns_hashed_and_latest_wins():
         ),
     ]
     data, mapping = build_contacts_csv(contacts, "Europe/Moscow", hashed=True)
-    expected_columns = ["uniq_id", "name", "create_date_time", "update_date_time", "client_ids",
-                        "emails_md5", "phones_md5"]
+    expected_columns = [
+        "uniq_id",
+        "name",
+        "create_date_time",
+        "update_date_time",
+        "client_ids",
+        "emails_md5",
+        "phones_md5",
+    ]
     assert mapping == ",".join('"%s":"%s"' % (c, c) for c in expected_columns)
     header, rows = parse(data)
     assert header == expected_columns
     assert rows[0] == {
-        "uniq_id": "c1", "name": "Иван, Петров",
-        "create_date_time": "2020-04-17 16:12:21", "update_date_time": "2020-04-18 16:12:21",
-        "client_ids": "12345678910,10987654321", "emails_md5": MD5_MAIL,
+        "uniq_id": "c1",
+        "name": "Иван, Петров",
+        "create_date_time": "2020-04-17 16:12:21",
+        "update_date_time": "2020-04-18 16:12:21",
+        "client_ids": "12345678910,10987654321",
+        "emails_md5": MD5_MAIL,
         "phones_md5": MD5_PHONE + "," + MD5_PHONE_2,
     }
-    assert rows[1] == {"uniq_id": "c2", "name": "", "create_date_time": "", "update_date_time": "",
-                       "client_ids": "", "emails_md5": "", "phones_md5": MD5_PHONE_2}
+    assert rows[1] == {
+        "uniq_id": "c2",
+        "name": "",
+        "create_date_time": "",
+        "update_date_time": "",
+        "client_ids": "",
+        "emails_md5": "",
+        "phones_md5": MD5_PHONE_2,
+    }
 
 
 def test_contacts_csv_uniq_id_only():
@@ -636,16 +717,36 @@ def test_contacts_bad_identifier_names_the_contact():
 
 def tv5_orders():
     return [
-        Order("100", "11", datetime(2020, 6, 11, 9, 30, tzinfo=UTC), "paid",
-              revenue=Decimal("43089.54"), goals=(("goal_action_id_1", 1000),)),
-        Order("101", "42", datetime(2019, 10, 11, 6, 10, tzinfo=UTC), "paid",
-              revenue=Decimal("109999"), goals=("goal_action_id_2",)),
+        Order(
+            "100",
+            "11",
+            datetime(2020, 6, 11, 9, 30, tzinfo=UTC),
+            "paid",
+            revenue=Decimal("43089.54"),
+            goals=(("goal_action_id_1", 1000),),
+        ),
+        Order(
+            "101",
+            "42",
+            datetime(2019, 10, 11, 6, 10, tzinfo=UTC),
+            "paid",
+            revenue=Decimal("109999"),
+            goals=("goal_action_id_2",),
+        ),
     ]
 
 
 def test_orders_csv_tv5_columns_and_mapping():
     data, mapping = build_orders_csv(tv5_orders(), "Europe/Moscow")
-    columns = ["id", "client_uniq_id", "client_type", "create_date_time", "order_status", "revenue", "goals"]
+    columns = [
+        "id",
+        "client_uniq_id",
+        "client_type",
+        "create_date_time",
+        "order_status",
+        "revenue",
+        "goals",
+    ]
     assert mapping == ",".join('"%s":"%s"' % (c, c) for c in columns)
     assert lines(data) == [
         ",".join(columns),
@@ -656,26 +757,49 @@ def test_orders_csv_tv5_columns_and_mapping():
 
 def test_orders_csv_all_columns_products_and_goals():
     full = Order(
-        "o1", "c1", datetime(2022, 9, 21, 6, 48, 23, tzinfo=UTC), IN_PROGRESS,
+        "o1",
+        "c1",
+        datetime(2022, 9, 21, 6, 48, 23, tzinfo=UTC),
+        IN_PROGRESS,
         update_date_time=datetime(2022, 10, 15, 7, 48, 34, tzinfo=UTC),
         finish_date_time=datetime(2022, 10, 16, 7, 0, 0, tzinfo=UTC),
-        revenue=5000, cost=Decimal("4000.00"), currency="RUB",
+        revenue=5000,
+        cost=Decimal("4000.00"),
+        currency="RUB",
         goals=(("goal_id1", Decimal("123.5")), ("goal_id2", None)),
         products=(("Laptop TGDD12", 1), ("Laptop TGD123", 2), ("Laptop TGDD12", 1)),
     )
     minimal = Order("o2", "c2", datetime(2022, 9, 21, 6, 48, 23, tzinfo=UTC), SPAM)
     data, mapping = build_orders_csv([full, minimal], "Europe/Moscow")
     header, rows = parse(data)
-    assert header == ["id", "client_uniq_id", "client_type", "create_date_time", "order_status",
-                      "update_date_time", "finish_date_time", "revenue", "cost", "currency",
-                      "goals", "products"]
+    assert header == [
+        "id",
+        "client_uniq_id",
+        "client_type",
+        "create_date_time",
+        "order_status",
+        "update_date_time",
+        "finish_date_time",
+        "revenue",
+        "cost",
+        "currency",
+        "goals",
+        "products",
+    ]
     assert mapping == ",".join('"%s":"%s"' % (c, c) for c in header)
     assert rows[0] == {
-        "id": "o1", "client_uniq_id": "c1", "client_type": "CONTACT",
-        "create_date_time": "2022-09-21 09:48:23", "order_status": "IN_PROGRESS",
-        "update_date_time": "2022-10-15 10:48:34", "finish_date_time": "2022-10-16 10:00:00",
-        "revenue": "5000", "cost": "4000.00", "currency": "RUB",
-        "goals": "goal_id1:123.5,goal_id2", "products": "Laptop TGDD12:2,Laptop TGD123:2",
+        "id": "o1",
+        "client_uniq_id": "c1",
+        "client_type": "CONTACT",
+        "create_date_time": "2022-09-21 09:48:23",
+        "order_status": "IN_PROGRESS",
+        "update_date_time": "2022-10-15 10:48:34",
+        "finish_date_time": "2022-10-16 10:00:00",
+        "revenue": "5000",
+        "cost": "4000.00",
+        "currency": "RUB",
+        "goals": "goal_id1:123.5,goal_id2",
+        "products": "Laptop TGDD12:2,Laptop TGD123:2",
     }
     assert rows[1]["order_status"] == "SPAM" and rows[1]["products"] == ""
     assert '"Laptop TGDD12:2,Laptop TGD123:2"' in lines(data)[1]
@@ -683,7 +807,9 @@ def test_orders_csv_all_columns_products_and_goals():
 
 def test_orders_csv_semicolon_delimiter():
     data, _ = build_orders_csv(tv5_orders()[:1], "Europe/Moscow", delimiter=";")
-    assert lines(data)[1] == "100;11;CONTACT;2020-06-11 12:30:00;paid;43089.54;goal_action_id_1:1000"
+    assert (
+        lines(data)[1] == "100;11;CONTACT;2020-06-11 12:30:00;paid;43089.54;goal_action_id_1:1000"
+    )
 
 
 def test_orders_required_fields_and_latest_wins():
@@ -693,7 +819,9 @@ def test_orders_required_fields_and_latest_wins():
         build_orders_csv([Order("o9", "c", T0, "")], "UTC")
     with pytest.raises(UploadDataError, match="o9"):
         build_orders_csv([Order("o9", "c", T0, PAID, products=(("a:b", 1),))], "UTC")
-    data, _ = build_orders_csv([Order("o1", "c1", T0, IN_PROGRESS), Order("o1", "c1", T0, PAID)], "UTC")
+    data, _ = build_orders_csv(
+        [Order("o1", "c1", T0, IN_PROGRESS), Order("o1", "c1", T0, PAID)], "UTC"
+    )
     assert lines(data)[1:] == ["o1,c1,CONTACT,2024-01-10 08:56:00,PAID"]
 
 
@@ -712,13 +840,19 @@ def test_contacts_json_tv6():
     )
     data = build_contacts_json([contact], "Europe/Moscow")
     assert not data.startswith(b"\xef\xbb\xbf")
-    assert json.loads(data) == {"contacts": [{
-        "uniq_id": "J3QQ4-H7H2V-2HCH4-M3HK8-6M8VW", "name": "John Smith",
-        "create_date_time": "2020-04-17 16:12:21", "update_date_time": "2020-04-17 16:12:21",
-        "client_ids": ["12345678910", "10987654321"],
-        "emails": ["exampl1@example.com", "example2@example.com"],
-        "phones": ["78005553535", "73449932378"],
-    }]}
+    assert json.loads(data) == {
+        "contacts": [
+            {
+                "uniq_id": "J3QQ4-H7H2V-2HCH4-M3HK8-6M8VW",
+                "name": "John Smith",
+                "create_date_time": "2020-04-17 16:12:21",
+                "update_date_time": "2020-04-17 16:12:21",
+                "client_ids": ["12345678910", "10987654321"],
+                "emails": ["exampl1@example.com", "example2@example.com"],
+                "phones": ["78005553535", "73449932378"],
+            }
+        ]
+    }
     # ClientIDs stay strings even when they exceed int64.
     big = build_contacts_json([Contact("x", client_ids=("18446744073709551617",))], "UTC")
     assert b'"client_ids":["18446744073709551617"]' in big
@@ -726,42 +860,57 @@ def test_contacts_json_tv6():
 
 def test_contacts_json_omits_empty_fields_hashes_and_dedupes():
     data = build_contacts_json(
-        [Contact("a", name="Old"), Contact("b", name="Борис"),
-         Contact("a", emails=("mail@yandex.ru",), phones=("79995551111",))],
+        [
+            Contact("a", name="Old"),
+            Contact("b", name="Борис"),
+            Contact("a", emails=("mail@yandex.ru",), phones=("79995551111",)),
+        ],
         "Europe/Moscow",
         hashed=True,
     )
-    assert json.loads(data) == {"contacts": [
-        {"uniq_id": "a", "emails_md5": [MD5_MAIL], "phones_md5": [MD5_PHONE]},
-        {"uniq_id": "b", "name": "Борис"},
-    ]}
+    assert json.loads(data) == {
+        "contacts": [
+            {"uniq_id": "a", "emails_md5": [MD5_MAIL], "phones_md5": [MD5_PHONE]},
+            {"uniq_id": "b", "name": "Борис"},
+        ]
+    }
     assert "Борис".encode() in data  # UTF-8, not \u escapes
 
 
 def test_orders_json_tv7():
     tv7 = Order(
-        "704", "J3QQ4-H7H2V-2HCH4-M3HK8-6M8VW",
+        "704",
+        "J3QQ4-H7H2V-2HCH4-M3HK8-6M8VW",
         create_date_time=datetime(2022, 9, 21, 6, 48, 23, tzinfo=UTC),
         order_status=IN_PROGRESS,
         update_date_time=datetime(2022, 10, 15, 7, 48, 34, tzinfo=UTC),
-        cost=Decimal("4000"), revenue=Decimal("5000.00"),
+        cost=Decimal("4000"),
+        revenue=Decimal("5000.00"),
         goals=(("goal_id1", Decimal("123.5")),),
         products={"pear": 10, "apple": 30},
     )
     data = build_orders_json([tv7], "Europe/Moscow")
-    assert json.loads(data) == {"orders": [{
-        "id": "704", "client_uniq_id": "J3QQ4-H7H2V-2HCH4-M3HK8-6M8VW", "client_type": "CONTACT",
-        "order_status": "IN_PROGRESS", "create_date_time": "2022-09-21 09:48:23",
-        "update_date_time": "2022-10-15 10:48:34", "cost": 4000, "revenue": 5000,
-        "goals": [{"goal_action_id": "goal_id1", "price": 123.5}],
-        "products": {"pear": 10, "apple": 30},
-    }]}
+    assert json.loads(data) == {
+        "orders": [
+            {
+                "id": "704",
+                "client_uniq_id": "J3QQ4-H7H2V-2HCH4-M3HK8-6M8VW",
+                "client_type": "CONTACT",
+                "order_status": "IN_PROGRESS",
+                "create_date_time": "2022-09-21 09:48:23",
+                "update_date_time": "2022-10-15 10:48:34",
+                "cost": 4000,
+                "revenue": 5000,
+                "goals": [{"goal_action_id": "goal_id1", "price": 123.5}],
+                "products": {"pear": 10, "apple": 30},
+            }
+        ]
+    }
     assert b'"cost":4000' in data and b'"revenue":5000' in data and b'"price":123.5' in data
 
 
 def test_orders_json_numbers_exact_or_refused():
-    ok = Order("o1", "c1", T0, PAID, revenue=Decimal("43089.54"), cost=0.1,
-               goals=("g_no_price",))
+    ok = Order("o1", "c1", T0, PAID, revenue=Decimal("43089.54"), cost=0.1, goals=("g_no_price",))
     payload = json.loads(build_orders_json([ok], "UTC"), parse_float=Decimal)["orders"][0]
     assert payload["revenue"] == Decimal("43089.54") and payload["cost"] == Decimal("0.1")
     assert payload["goals"] == [{"goal_action_id": "g_no_price"}]
@@ -773,32 +922,55 @@ def test_orders_json_numbers_exact_or_refused():
 
 def test_orders_json_dedupes_latest_wins():
     data = build_orders_json(
-        [Order("o1", "c1", T0, IN_PROGRESS), Order("o2", "c1", T0, PAID),
-         Order("o1", "c1", T0, CANCELLED)],
+        [
+            Order("o1", "c1", T0, IN_PROGRESS),
+            Order("o2", "c1", T0, PAID),
+            Order("o1", "c1", T0, CANCELLED),
+        ],
         "UTC",
     )
     assert [(o["id"], o["order_status"]) for o in json.loads(data)["orders"]] == [
-        ("o1", CANCELLED), ("o2", PAID),
+        ("o1", CANCELLED),
+        ("o2", PAID),
     ]
 
 
 def test_status_mapping_tv8():
-    tv8 = {"order_statuses": [
-        {"id": "new", "humanized": "New", "type": "IN_PROGRESS"},
-        {"id": "delivery", "humanized": "Out for delivery", "type": "IN_PROGRESS", "goal_action_ids": ["dostavka"]},
-        {"id": "cancelled_by_shop", "humanized": "Canceled by shop", "type": "CANCELLED", "goal_action_ids": ["otmena"]},
-        {"id": "test_order", "humanized": "Test order", "type": "SPAM", "goal_action_ids": ["proverka"]},
-        {"id": "success", "humanized": "Completed successfully", "type": "PAID"},
-    ]}
+    tv8 = {
+        "order_statuses": [
+            {"id": "new", "humanized": "New", "type": "IN_PROGRESS"},
+            {
+                "id": "delivery",
+                "humanized": "Out for delivery",
+                "type": "IN_PROGRESS",
+                "goal_action_ids": ["dostavka"],
+            },
+            {
+                "id": "cancelled_by_shop",
+                "humanized": "Canceled by shop",
+                "type": "CANCELLED",
+                "goal_action_ids": ["otmena"],
+            },
+            {
+                "id": "test_order",
+                "humanized": "Test order",
+                "type": "SPAM",
+                "goal_action_ids": ["proverka"],
+            },
+            {"id": "success", "humanized": "Completed successfully", "type": "PAID"},
+        ]
+    }
     from_dicts = build_status_mapping_json(tv8["order_statuses"])
     assert json.loads(from_dicts) == tv8
-    from_objects = build_status_mapping_json([
-        OrderStatusMapping("new", IN_PROGRESS, "New"),
-        OrderStatusMapping("delivery", IN_PROGRESS, "Out for delivery", ("dostavka",)),
-        OrderStatusMapping("cancelled_by_shop", CANCELLED, "Canceled by shop", ["otmena"]),
-        OrderStatusMapping("test_order", SPAM, "Test order", "proverka"),
-        OrderStatusMapping("success", PAID, "Completed successfully"),
-    ])
+    from_objects = build_status_mapping_json(
+        [
+            OrderStatusMapping("new", IN_PROGRESS, "New"),
+            OrderStatusMapping("delivery", IN_PROGRESS, "Out for delivery", ("dostavka",)),
+            OrderStatusMapping("cancelled_by_shop", CANCELLED, "Canceled by shop", ["otmena"]),
+            OrderStatusMapping("test_order", SPAM, "Test order", "proverka"),
+            OrderStatusMapping("success", PAID, "Completed successfully"),
+        ]
+    )
     assert from_objects == from_dicts
     assert json.loads(build_status_mapping_json([{"id": "a-b:c_1", "type": "OTHER"}])) == {
         "order_statuses": [{"id": "a-b:c_1", "type": "OTHER"}],
@@ -827,10 +999,16 @@ def test_status_mapping_invalid_refused(status):
 
 
 def test_status_mapping_limits_accepted_and_duplicate_refused():
-    data = build_status_mapping_json([
-        {"id": "x" * 255, "type": "PAID", "goal_action_ids": ["g%d" % i for i in range(10)],
-         "humanized": "h" * 4096},
-    ])
+    data = build_status_mapping_json(
+        [
+            {
+                "id": "x" * 255,
+                "type": "PAID",
+                "goal_action_ids": ["g%d" % i for i in range(10)],
+                "humanized": "h" * 4096,
+            },
+        ]
+    )
     assert len(json.loads(data)["order_statuses"][0]["goal_action_ids"]) == 10
     with pytest.raises(UploadDataError, match="twice"):
         build_status_mapping_json([{"id": "a", "type": "PAID"}, {"id": "a", "type": "SPAM"}])

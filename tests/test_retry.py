@@ -21,7 +21,14 @@ NO_JITTER = lambda: 0.5  # noqa: E731 - rng value that leaves the delay unchange
 
 def test_exponential_growth_without_jitter():
     policy = RetryPolicy()
-    assert [policy.delay_for(n, rng=NO_JITTER) for n in range(1, 7)] == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+    assert [policy.delay_for(n, rng=NO_JITTER) for n in range(1, 7)] == [
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+        32.0,
+        64.0,
+    ]
 
 
 def test_custom_base_and_multiplier():
@@ -78,14 +85,19 @@ def test_retry_after_is_a_minimum():
 
 def test_daily_quota_waits_past_the_cap():
     policy = RetryPolicy(max_delay=3600)
-    daily = MetrikaQuotaError("daily", status=429, error_type="quota_requests_by_uid", retry_after=20_000)
+    daily = MetrikaQuotaError(
+        "daily", status=429, error_type="quota_requests_by_uid", retry_after=20_000
+    )
     assert policy.delay_for(1, daily, rng=NO_JITTER) == 20_000.0
 
 
 def test_server_error_without_retry_after_uses_backoff():
     policy = RetryPolicy()
     assert policy.delay_for(2, MetrikaServerError("x", status=503), rng=NO_JITTER) == 4.0
-    assert policy.delay_for(2, MetrikaServerError("x", status=503, retry_after=11), rng=NO_JITTER) == 11.0
+    assert (
+        policy.delay_for(2, MetrikaServerError("x", status=503, retry_after=11), rng=NO_JITTER)
+        == 11.0
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,11 @@ def api():
 
 def post_file(api, path, data, params=None, name="file", filename="data.csv", headers=AUTH):
     return requests.post(
-        api.url + path, params=params, files={name: (filename, data, "text/csv")}, headers=headers, timeout=5
+        api.url + path,
+        params=params,
+        files={name: (filename, data, "text/csv")},
+        headers=headers,
+        timeout=5,
     )
 
 
@@ -117,7 +121,9 @@ def test_loadable_by_file_path():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with module.MetrikaStandIn() as api:
-        assert requests.get(api.url + MGMT, headers=AUTH, timeout=5).json()["counter"]["id"] == 12345
+        assert (
+            requests.get(api.url + MGMT, headers=AUTH, timeout=5).json()["counter"]["id"] == 12345
+        )
 
 
 # ------------------------------------------------------------------ auth and routing
@@ -150,12 +156,26 @@ def test_unknown_path_and_wrong_method(api):
 
 
 def test_counters_and_goals(api):
-    api.add_counter(777, name="Second", time_zone_name="Asia/Yekaterinburg", time_zone_offset=300,
-                    goals=["lead_ok"])
-    counter = requests.get(api.url + "/management/v1/counter/777", headers=AUTH, timeout=5).json()["counter"]
-    assert counter == {"id": 777, "name": "Second", "site": "shop.example",
-                       "time_zone_name": "Asia/Yekaterinburg", "time_zone_offset": 300}
-    goals = requests.get(api.url + "/management/v1/counter/777/goals", headers=AUTH, timeout=5).json()["goals"]
+    api.add_counter(
+        777,
+        name="Second",
+        time_zone_name="Asia/Yekaterinburg",
+        time_zone_offset=300,
+        goals=["lead_ok"],
+    )
+    counter = requests.get(api.url + "/management/v1/counter/777", headers=AUTH, timeout=5).json()[
+        "counter"
+    ]
+    assert counter == {
+        "id": 777,
+        "name": "Second",
+        "site": "shop.example",
+        "time_zone_name": "Asia/Yekaterinburg",
+        "time_zone_offset": 300,
+    }
+    goals = requests.get(
+        api.url + "/management/v1/counter/777/goals", headers=AUTH, timeout=5
+    ).json()["goals"]
     assert [g["conditions"][0]["url"] for g in goals] == ["lead_ok"]
     assert api.action_goal_ids(777) == {"lead_ok"}
 
@@ -170,7 +190,9 @@ def test_custom_counters_argument():
 
 
 def test_requests_are_recorded(api):
-    post_file(api, CDP + "/data/simple_orders", OK_ORDERS, params={"merge_mode": "SAVE"}, filename="o.csv")
+    post_file(
+        api, CDP + "/data/simple_orders", OK_ORDERS, params={"merge_mode": "SAVE"}, filename="o.csv"
+    )
     rec = api.requests[-1]
     assert rec.method == "POST" and rec.path == CDP + "/data/simple_orders"
     assert rec.query == {"merge_mode": "SAVE"}
@@ -197,14 +219,29 @@ def test_simple_orders_doc_sample_passes(api):
     uploading = response.json()["uploading"]
     assert uploading["api_validation_status"] == "PASSED"
     assert uploading["elements_count"] == 3
-    assert set(uploading) >= {"uploading_id", "datetime", "entity_type", "uploading_format", "uploading_source",
-                              "api_validation_errors"}
+    assert set(uploading) >= {
+        "uploading_id",
+        "datetime",
+        "entity_type",
+        "uploading_format",
+        "uploading_source",
+        "api_validation_errors",
+    }
 
 
 @pytest.mark.parametrize(
     "value",
-    ["21.04.2020", "21.04.20", "2020-04-21", "21.04.2020 11:59:21", "21.04.2020 11:59", "21.04.20 11:59:21",
-     "21.04.20 11:59", "2020-04-21 11:59:21", "2020-04-21 11:59"],
+    [
+        "21.04.2020",
+        "21.04.20",
+        "2020-04-21",
+        "21.04.2020 11:59:21",
+        "21.04.2020 11:59",
+        "21.04.20 11:59:21",
+        "21.04.20 11:59",
+        "2020-04-21 11:59:21",
+        "2020-04-21 11:59",
+    ],
 )
 def test_simple_orders_accepts_every_documented_date_format(api, value):
     data = b"id,create_date_time,phones\n1,%s,79995551111\n" % value.encode()
@@ -244,10 +281,17 @@ def test_simple_orders_file_level_problems_are_400(api, data, text):
 
 
 def test_simple_orders_file_part_must_be_named_file(api):
-    response = post_file(api, CDP + "/data/simple_orders", OK_ORDERS, params={"merge_mode": "SAVE"}, name="data")
+    response = post_file(
+        api, CDP + "/data/simple_orders", OK_ORDERS, params={"merge_mode": "SAVE"}, name="data"
+    )
     assert_error_body(response, 400, "invalid_uploading", "'file'")
-    response = requests.post(api.url + CDP + "/data/simple_orders", params={"merge_mode": "SAVE"},
-                             data=OK_ORDERS, headers=AUTH, timeout=5)
+    response = requests.post(
+        api.url + CDP + "/data/simple_orders",
+        params={"merge_mode": "SAVE"},
+        data=OK_ORDERS,
+        headers=AUTH,
+        timeout=5,
+    )
     assert_error_body(response, 400, "invalid_uploading", "multipart")
 
 
@@ -293,7 +337,15 @@ def test_simple_orders_semicolon_decimal_comma_and_extras(api):
 
 def test_order_status_values(api):
     header = b"id,create_date_time,client_ids,order_status\n"
-    for status in (b"IN_PROGRESS", b"PAID", b"CANCELLED", b"SPAM", b"crm_deal_won", b"some_js_goal", b""):
+    for status in (
+        b"IN_PROGRESS",
+        b"PAID",
+        b"CANCELLED",
+        b"SPAM",
+        b"crm_deal_won",
+        b"some_js_goal",
+        b"",
+    ):
         response = simple_orders(api, header + b"1,2024-01-10,1," + status + b"\n")
         assert response.json()["uploading"]["api_validation_status"] == "PASSED", status
 
@@ -303,31 +355,45 @@ def test_strict_goals_requires_a_counter_goal():
         header = b"id,create_date_time,client_ids,order_status\n"
         ok = simple_orders(api, header + b"1,2024-01-10,1,crm_deal_won\n")
         assert ok.json()["uploading"]["api_validation_status"] == "PASSED"
-        assert_failed(simple_orders(api, header + b"1,2024-01-10,1,unknown_goal\n"), "not a JS-event goal")
+        assert_failed(
+            simple_orders(api, header + b"1,2024-01-10,1,unknown_goal\n"), "not a JS-event goal"
+        )
 
 
 # ------------------------------------------------------------------ offline conversions
 
 
 def test_offline_doc_sample_passes_and_is_listed(api):
-    data = b"ClientId,Target,DateTime,Price,Currency\n133591247640966458,GOAL1,1481718166,123.45,RUB\n"
+    data = (
+        b"ClientId,Target,DateTime,Price,Currency\n133591247640966458,GOAL1,1481718166,123.45,RUB\n"
+    )
     uploading = offline(api, data, comment="odoo", type="BASIC").json()["uploading"]
     assert uploading["status"] == "UPLOADED" and uploading["source_quantity"] == 1
     assert uploading["comment"] == "odoo" and uploading["type"] == "BASIC"
-    one = requests.get(api.url + MGMT + "/offline_conversions/uploading/%d" % uploading["id"], headers=AUTH, timeout=5)
+    one = requests.get(
+        api.url + MGMT + "/offline_conversions/uploading/%d" % uploading["id"],
+        headers=AUTH,
+        timeout=5,
+    )
     assert one.json()["uploading"] == uploading
-    listed = requests.get(api.url + MGMT + "/offline_conversions/uploadings", headers=AUTH, timeout=5)
+    listed = requests.get(
+        api.url + MGMT + "/offline_conversions/uploadings", headers=AUTH, timeout=5
+    )
     assert listed.json()["uploadings"] == [uploading]
     assert api.set_offline_status(uploading["id"], "LINKAGE_FAILURE")["status"] == "LINKAGE_FAILURE"
 
 
 @pytest.mark.parametrize(
-    "column, value", [("Yclid", b"6754821930114400255"), ("UserId", b"u-42"), ("PurchaseId", b"S00042")]
+    "column, value",
+    [("Yclid", b"6754821930114400255"), ("UserId", b"u-42"), ("PurchaseId", b"S00042")],
 )
 def test_offline_other_identifiers(api, column, value):
     data = column.encode() + b",Target,DateTime\n" + value + b",crm_paid,1735689600\n"
     uploading = offline(api, data).json()["uploading"]
-    assert uploading["client_id_type"] == {"Yclid": "YCLID", "UserId": "USER_ID", "PurchaseId": "PURCHASE_ID"}[column]
+    assert (
+        uploading["client_id_type"]
+        == {"Yclid": "YCLID", "UserId": "USER_ID", "PurchaseId": "PURCHASE_ID"}[column]
+    )
 
 
 @pytest.mark.parametrize(
@@ -359,7 +425,9 @@ def test_offline_parameters(api):
     ok = b"ClientId,Target,DateTime\n1,G,1481718166\n"
     assert_error_body(offline(api, ok, type="OTHER"), 400, "invalid_parameter", "type")
     assert_error_body(offline(api, ok, comment="x" * 256), 400, "invalid_parameter", "comment")
-    assert_error_body(offline(api, ok, client_id_type="YCLID"), 400, "invalid_parameter", "client_id_type")
+    assert_error_body(
+        offline(api, ok, client_id_type="YCLID"), 400, "invalid_parameter", "client_id_type"
+    )
     assert offline(api, ok, client_id_type="CLIENT_ID").status_code == 200
 
 
@@ -370,7 +438,9 @@ def test_offline_future_check_uses_the_clock():
 
 
 def test_unknown_offline_uploading_is_404(api):
-    response = requests.get(api.url + MGMT + "/offline_conversions/uploading/5", headers=AUTH, timeout=5)
+    response = requests.get(
+        api.url + MGMT + "/offline_conversions/uploading/5", headers=AUTH, timeout=5
+    )
     assert_error_body(response, 404, "not_found")
 
 
@@ -380,56 +450,97 @@ def test_unknown_offline_uploading_is_404(api):
 def test_contacts_csv_mapping_rules(api):
     path = CDP + "/data/contacts/csv"
     data = b"ID,Name,Email\n11,John,example@example.com\n"
-    good = {"merge_mode": "SAVE", "columns_mapping": '"uniq_id":"ID","name":"Name","emails":"Email"'}
-    assert post_file(api, path, data, params=good).json()["uploading"]["api_validation_status"] == "PASSED"
+    good = {
+        "merge_mode": "SAVE",
+        "columns_mapping": '"uniq_id":"ID","name":"Name","emails":"Email"',
+    }
+    assert (
+        post_file(api, path, data, params=good).json()["uploading"]["api_validation_status"]
+        == "PASSED"
+    )
     missing = {"merge_mode": "SAVE"}
-    assert_error_body(post_file(api, path, data, params=missing), 400, "missing_parameter", "columns_mapping")
+    assert_error_body(
+        post_file(api, path, data, params=missing), 400, "missing_parameter", "columns_mapping"
+    )
     garbled = {"merge_mode": "SAVE", "columns_mapping": "uniq_id=ID"}
-    assert_error_body(post_file(api, path, data, params=garbled), 400, "invalid_parameter", "columns_mapping")
+    assert_error_body(
+        post_file(api, path, data, params=garbled), 400, "invalid_parameter", "columns_mapping"
+    )
     absent = {"merge_mode": "SAVE", "columns_mapping": '"uniq_id":"ID","emails":"E-mail"'}
     assert_error_body(post_file(api, path, data, params=absent), 400, "invalid_uploading", "E-mail")
     no_uniq = {"merge_mode": "SAVE", "columns_mapping": '"name":"Name"'}
-    assert_error_body(post_file(api, path, data, params=no_uniq), 400, "invalid_parameter", "uniq_id")
+    assert_error_body(
+        post_file(api, path, data, params=no_uniq), 400, "invalid_parameter", "uniq_id"
+    )
     bad_rows = b"ID,Name,Email\n,John,Example@example.com\n"
     assert_failed(post_file(api, path, bad_rows, params=good), "uniq_id is empty")
 
 
 def test_orders_csv_rules(api):
     path = CDP + "/data/orders/csv"
-    mapping = ('"id":"id","client_uniq_id":"cid","client_type":"type","order_status":"status",'
-               '"create_date_time":"created","products":"products"')
+    mapping = (
+        '"id":"id","client_uniq_id":"cid","client_type":"type","order_status":"status",'
+        '"create_date_time":"created","products":"products"'
+    )
     params = {"merge_mode": "SAVE", "columns_mapping": mapping, "delimiter_type": "SEMICOLON"}
     header = b"id;cid;type;status;created;products\n"
     ok = header + b"1;11;CONTACT;paid;2020-06-11 12:30:00;Laptop TGDD12:1,Laptop TGD123:2\n"
-    assert post_file(api, path, ok, params=params).json()["uploading"]["api_validation_status"] == "PASSED"
+    assert (
+        post_file(api, path, ok, params=params).json()["uploading"]["api_validation_status"]
+        == "PASSED"
+    )
     bad = header + b"1;11;COMPANY;paid;2020-06-11T12:30;Laptop\n"
     response = post_file(api, path, bad, params=params)
     assert_failed(response, "client_type must be CONTACT")
     assert_failed(response, "create_date_time is not in a supported date format")
     assert_failed(response, "products")
     params["columns_mapping"] = '"id":"id"'
-    assert_error_body(post_file(api, path, ok, params=params), 400, "invalid_parameter", "client_uniq_id")
+    assert_error_body(
+        post_file(api, path, ok, params=params), 400, "invalid_parameter", "client_uniq_id"
+    )
 
 
 def test_json_uploads(api):
     path = CDP + "/data/contacts/json"
-    good = {"contacts": [{"uniq_id": "a", "emails": ["x@y.ru"], "create_date_time": "2020-04-17 16:12:21"}]}
-    response = requests.post(api.url + path, params={"merge_mode": "SAVE"}, json=good, headers=AUTH, timeout=5)
+    good = {
+        "contacts": [
+            {"uniq_id": "a", "emails": ["x@y.ru"], "create_date_time": "2020-04-17 16:12:21"}
+        ]
+    }
+    response = requests.post(
+        api.url + path, params={"merge_mode": "SAVE"}, json=good, headers=AUTH, timeout=5
+    )
     uploading = response.json()["uploading"]
-    assert uploading["api_validation_status"] == "PASSED" and uploading["uploading_format"] == "JSON"
+    assert (
+        uploading["api_validation_status"] == "PASSED" and uploading["uploading_format"] == "JSON"
+    )
     assert api.requests[-1].json == good
 
-    broken = requests.post(api.url + path, params={"merge_mode": "SAVE"}, data=b"{nope",
-                           headers={**AUTH, "Content-Type": "application/json"}, timeout=5)
+    broken = requests.post(
+        api.url + path,
+        params={"merge_mode": "SAVE"},
+        data=b"{nope",
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=5,
+    )
     assert_error_body(broken, 400, "invalid_json")
-    wrong_key = requests.post(api.url + path, params={"merge_mode": "SAVE"}, json={"orders": []},
-                              headers=AUTH, timeout=5)
+    wrong_key = requests.post(
+        api.url + path, params={"merge_mode": "SAVE"}, json={"orders": []}, headers=AUTH, timeout=5
+    )
     assert_error_body(wrong_key, 400, "invalid_json", "contacts")
-    as_form = requests.post(api.url + path, params={"merge_mode": "SAVE"}, data={"a": "b"}, headers=AUTH, timeout=5)
+    as_form = requests.post(
+        api.url + path, params={"merge_mode": "SAVE"}, data={"a": "b"}, headers=AUTH, timeout=5
+    )
     assert_error_body(as_form, 400, "invalid_parameter", "application/json")
 
-    bad = {"contacts": [{"uniq_id": "", "phones": ["+7999"], "create_date_time": "2020-04-17T16:12:21Z"}]}
-    response = requests.post(api.url + path, params={"merge_mode": "SAVE"}, json=bad, headers=AUTH, timeout=5)
+    bad = {
+        "contacts": [
+            {"uniq_id": "", "phones": ["+7999"], "create_date_time": "2020-04-17T16:12:21Z"}
+        ]
+    }
+    response = requests.post(
+        api.url + path, params={"merge_mode": "SAVE"}, json=bad, headers=AUTH, timeout=5
+    )
     assert_failed(response, "contacts[0]: uniq_id is required")
     assert_failed(response, "phones")
     assert_failed(response, "create_date_time")
@@ -438,7 +549,9 @@ def test_json_uploads(api):
 def test_order_statuses_endpoint(api):
     path = api.url + CDP + "/schema/order_statuses"
     statuses = [{"id": "new", "type": "IN_PROGRESS", "humanized": "New", "goal_action_ids": ["g"]}]
-    assert requests.post(path, json={"order_statuses": statuses}, headers=AUTH, timeout=5).json() == {"success": True}
+    assert requests.post(
+        path, json={"order_statuses": statuses}, headers=AUTH, timeout=5
+    ).json() == {"success": True}
     got = requests.get(path, headers=AUTH, timeout=5).json()["order_statuses"]
     assert got[0]["id"] == "new" and got[0]["type"] == "IN_PROGRESS"
     for bad in (
@@ -450,8 +563,12 @@ def test_order_statuses_endpoint(api):
         response = requests.post(path, json={"order_statuses": bad}, headers=AUTH, timeout=5)
         assert_error_body(response, 400, "invalid_parameter")
     # the mapping is replaced as a whole
-    requests.post(path, json={"order_statuses": [{"id": "x", "type": "SPAM"}]}, headers=AUTH, timeout=5)
-    assert [s["id"] for s in requests.get(path, headers=AUTH, timeout=5).json()["order_statuses"]] == ["x"]
+    requests.post(
+        path, json={"order_statuses": [{"id": "x", "type": "SPAM"}]}, headers=AUTH, timeout=5
+    )
+    assert [
+        s["id"] for s in requests.get(path, headers=AUTH, timeout=5).json()["order_statuses"]
+    ] == ["x"]
 
 
 def test_last_uploadings(api):
@@ -459,15 +576,28 @@ def test_last_uploadings(api):
         simple_orders(api, OK_ORDERS)
     simple_orders(api, b"id,create_date_time,client_ids\n1,bad,1\n")
     url = api.url + CDP + "/last_uploadings"
-    items = requests.get(url, params={"limit": 10, "source": "API"}, headers=AUTH, timeout=5).json()["uploadings"]
+    items = requests.get(
+        url, params={"limit": 10, "source": "API"}, headers=AUTH, timeout=5
+    ).json()["uploadings"]
     assert [u["api_validation_status"] for u in items] == ["FAILED", "PASSED", "PASSED", "PASSED"]
-    assert len(requests.get(url, params={"limit": 2}, headers=AUTH, timeout=5).json()["uploadings"]) == 2
-    future = requests.get(url, params={"datetime_offset": "2999-01-01T00:00:00.000Z"}, headers=AUTH, timeout=5)
+    assert (
+        len(requests.get(url, params={"limit": 2}, headers=AUTH, timeout=5).json()["uploadings"])
+        == 2
+    )
+    future = requests.get(
+        url, params={"datetime_offset": "2999-01-01T00:00:00.000Z"}, headers=AUTH, timeout=5
+    )
     assert len(future.json()["uploadings"]) == 4
-    past = requests.get(url, params={"datetime_offset": "2000-01-01T00:00:00.000Z"}, headers=AUTH, timeout=5)
+    past = requests.get(
+        url, params={"datetime_offset": "2000-01-01T00:00:00.000Z"}, headers=AUTH, timeout=5
+    )
     assert past.json()["uploadings"] == []
-    assert_error_body(requests.get(url, params={"limit": 0}, headers=AUTH, timeout=5), 400, "invalid_parameter")
-    assert_error_body(requests.get(url, params={"limit": 1001}, headers=AUTH, timeout=5), 400, "invalid_parameter")
+    assert_error_body(
+        requests.get(url, params={"limit": 0}, headers=AUTH, timeout=5), 400, "invalid_parameter"
+    )
+    assert_error_body(
+        requests.get(url, params={"limit": 1001}, headers=AUTH, timeout=5), 400, "invalid_parameter"
+    )
 
 
 # ------------------------------------------------------------------ failures on demand
@@ -475,8 +605,15 @@ def test_last_uploadings(api):
 
 @pytest.mark.parametrize(
     "status, error_type",
-    [(400, "invalid_parameter"), (401, "unauthorized"), (403, "access_denied"), (429, "quota_requests_by_ip"),
-     (420, "quota_requests_by_ip"), (503, "backend_error"), (504, "timeout")],
+    [
+        (400, "invalid_parameter"),
+        (401, "unauthorized"),
+        (403, "access_denied"),
+        (429, "quota_requests_by_ip"),
+        (420, "quota_requests_by_ip"),
+        (503, "backend_error"),
+        (504, "timeout"),
+    ],
 )
 def test_fail_next_json_errors(api, status, error_type):
     api.fail_next(status)
@@ -494,7 +631,9 @@ def test_fail_next_html_errors(api, status):
 
 def test_fail_next_options(api):
     api.fail_next(429, times=2, error_type="quota_requests_by_uid", retry_after=30, path="/goals")
-    assert requests.get(api.url + MGMT, headers=AUTH, timeout=5).status_code == 200  # path does not match
+    assert (
+        requests.get(api.url + MGMT, headers=AUTH, timeout=5).status_code == 200
+    )  # path does not match
     for _ in range(2):
         response = requests.get(api.url + MGMT + "/goals", headers=AUTH, timeout=5)
         assert_error_body(response, 429, "quota_requests_by_uid", "daily")
@@ -527,8 +666,13 @@ def test_fail_next_drop(api):
 def test_fail_next_slow(api):
     api.fail_next("slow", delay=0.4)
     with pytest.raises(requests.ReadTimeout):
-        requests.post(api.url + CDP + "/data/simple_orders", params={"merge_mode": "SAVE"},
-                      files={"file": ("d.csv", OK_ORDERS)}, headers=AUTH, timeout=(1, 0.2))
+        requests.post(
+            api.url + CDP + "/data/simple_orders",
+            params={"merge_mode": "SAVE"},
+            files={"file": ("d.csv", OK_ORDERS)},
+            headers=AUTH,
+            timeout=(1, 0.2),
+        )
     assert api.wait_idle(5)
     assert api.cdp_uploadings[12345] == []  # not accepted
     api.fail_next("slow", delay=0.2)

@@ -219,7 +219,10 @@ class MetrikaClient:
         return tuple(checked)
 
     def __repr__(self):
-        return "MetrikaClient(counter_id=%r, base_url=%r, token='***')" % (self.counter_id, self.base_url)
+        return "MetrikaClient(counter_id=%r, base_url=%r, token='***')" % (
+            self.counter_id,
+            self.base_url,
+        )
 
     def close(self):
         """Close the HTTP session if this client created it."""
@@ -247,27 +250,43 @@ class MetrikaClient:
         name = "requests.%s" % type(err).__name__
         reason = err.args[0] if err.args else None
         never_sent = isinstance(err, requests.ConnectTimeout) or any(
-            cls.__name__ in _NOT_CONNECTED for cls in type(getattr(reason, "reason", reason)).__mro__
+            cls.__name__ in _NOT_CONNECTED
+            for cls in type(getattr(reason, "reason", reason)).__mro__
         )
         detail = "%s: %s" % (name, err)
         if isinstance(err, requests.Timeout):
             if never_sent:
                 text = "Timed out connecting to Metrica; the request was not sent (%s)" % detail
             else:
-                text = "Timed out waiting for Metrica; an upload may have been accepted (%s)" % detail
+                text = (
+                    "Timed out waiting for Metrica; an upload may have been accepted (%s)" % detail
+                )
             return MetrikaTimeoutError(text, maybe_accepted=not never_sent)
         if isinstance(err, requests.exceptions.SSLError):
             return MetrikaTransportError(
                 "TLS error talking to Metrica (%s)" % detail, retryable=False, maybe_accepted=False
             )
-        if isinstance(err, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                            requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
-            return MetrikaTransportError("Invalid request (%s)" % name, retryable=False, maybe_accepted=False)
+        if isinstance(
+            err,
+            (
+                requests.exceptions.InvalidURL,
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+                requests.exceptions.InvalidHeader,
+            ),
+        ):
+            return MetrikaTransportError(
+                "Invalid request (%s)" % name, retryable=False, maybe_accepted=False
+            )
         if never_sent:
-            return MetrikaTransportError("Could not connect to Metrica (%s)" % detail, maybe_accepted=False)
+            return MetrikaTransportError(
+                "Could not connect to Metrica (%s)" % detail, maybe_accepted=False
+            )
         return MetrikaTransportError("Connection to Metrica failed (%s)" % detail)
 
-    def _request(self, method, path, *, params=None, files=None, json_body=None, data=None, idempotent=None):
+    def _request(
+        self, method, path, *, params=None, files=None, json_body=None, data=None, idempotent=None
+    ):
         """Send one API request (with in-process retries if enabled) and return the parsed JSON.
 
         :param method: ``GET`` / ``POST`` / …
@@ -287,7 +306,9 @@ class MetrikaClient:
             attempt += 1
             self.last_attempts = attempt
             try:
-                return self._send_once(method, path, params=params, files=files, json_body=json_body, data=data)
+                return self._send_once(
+                    method, path, params=params, files=files, json_body=json_body, data=data
+                )
             except MetrikaError as err:
                 err.redact(self._token)
                 if attempt > self.max_retries or not self.retry_policy.should_retry(attempt, err):
@@ -295,20 +316,31 @@ class MetrikaClient:
                 if not idempotent and err.maybe_accepted:
                     _logger.warning(
                         "Metrika %s %s failed (%s), not re-sent: it may have been accepted",
-                        method, path, type(err).__name__,
+                        method,
+                        path,
+                        type(err).__name__,
                     )
                     raise
                 delay = self.retry_policy.delay_for(attempt, err, rng=self._rng)
                 if delay > self.max_retry_sleep:
                     _logger.warning(
                         "Metrika %s %s failed (%s); retry needs %.0f s, left to the caller",
-                        method, path, type(err).__name__, delay,
+                        method,
+                        path,
+                        type(err).__name__,
+                        delay,
                     )
                     raise
                 _logger.warning(
                     "Metrika %s %s failed (%s, status %s, %s), retry %d/%d in %.2f s",
-                    method, path, type(err).__name__, err.status, err.error_type or "-",
-                    attempt, self.max_retries, delay,
+                    method,
+                    path,
+                    type(err).__name__,
+                    err.status,
+                    err.error_type or "-",
+                    attempt,
+                    self.max_retries,
+                    delay,
                 )
                 self._sleep(delay)
 
@@ -338,7 +370,11 @@ class MetrikaClient:
             self.last_elapsed = time.monotonic() - started
             error = self._transport_error(err)
             _logger.debug(
-                "Metrika %s %s: no answer after %.3f s (%s)", method, path, self.last_elapsed, type(err).__name__
+                "Metrika %s %s: no answer after %.3f s (%s)",
+                method,
+                path,
+                self.last_elapsed,
+                type(err).__name__,
             )
             raise error from None
         self.last_elapsed = time.monotonic() - started
@@ -366,7 +402,8 @@ class MetrikaClient:
     def _field(body, key, kind):
         if not isinstance(body, dict) or not isinstance(body.get(key), kind):
             raise MetrikaUnexpectedResponseError(
-                "Metrica's answer has no %r %s" % (key, "list" if kind is list else "object"), status=200
+                "Metrica's answer has no %r %s" % (key, "list" if kind is list else "object"),
+                status=200,
             )
         return body[key]
 
@@ -418,7 +455,9 @@ class MetrikaClient:
             raise ValueError("comment must be at most 255 characters")
         files = {"file": (filename, _as_bytes(data), "text/csv")}
         params = {"type": upload_type, "comment": comment}
-        body = self._request("POST", self._counter_path + "/offline_conversions/upload", params=params, files=files)
+        body = self._request(
+            "POST", self._counter_path + "/offline_conversions/upload", params=params, files=files
+        )
         return self._field(body, "uploading", dict)
 
     def get_offline_uploading(self, uploading_id):
@@ -429,7 +468,9 @@ class MetrikaClient:
     def list_offline_uploadings(self, limit=10000, offset=0):
         """``GET …/offline_conversions/uploadings?limit&offset`` → list of uploading dicts."""
         params = {"limit": int(limit), "offset": int(offset)}
-        body = self._request("GET", self._counter_path + "/offline_conversions/uploadings", params=params)
+        body = self._request(
+            "GET", self._counter_path + "/offline_conversions/uploadings", params=params
+        )
         return self._field(body, "uploadings", list)
 
     def find_offline_uploading(self, comment, *, limit=1000):
@@ -438,14 +479,18 @@ class MetrikaClient:
         Offline conversions have no idempotency key: put a unique batch reference in ``comment``
         and call this after a timeout before re-sending.
         """
-        found = [u for u in self.list_offline_uploadings(limit=limit) if u.get("comment") == comment]
+        found = [
+            u for u in self.list_offline_uploadings(limit=limit) if u.get("comment") == comment
+        ]
         if not found:
             return None
         return max(found, key=lambda u: (str(u.get("create_time") or ""), u.get("id") or 0))
 
     # ---------------------------------------------------------------- CDP API
 
-    def _cdp_upload(self, kind, data, *, fmt, merge_mode, delimiter_type, columns_mapping, filename):
+    def _cdp_upload(
+        self, kind, data, *, fmt, merge_mode, delimiter_type, columns_mapping, filename
+    ):
         _check_choice("merge_mode", merge_mode, MERGE_MODES)
         _check_choice("fmt", fmt, UPLOAD_FORMATS)
         path = "%s/data/%s/%s" % (self._cdp_path, kind, fmt)
@@ -469,7 +514,9 @@ class MetrikaClient:
         files = {"file": (filename, data, "text/csv")}
         return self._uploading(self._request("POST", path, params=params, files=files))
 
-    def upload_simple_orders(self, data, *, merge_mode="SAVE", delimiter_type="COMMA", filename="simple_orders.csv"):
+    def upload_simple_orders(
+        self, data, *, merge_mode="SAVE", delimiter_type="COMMA", filename="simple_orders.csv"
+    ):
         """``POST /cdp/api/v1/counter/{id}/data/simple_orders?merge_mode&delimiter_type`` (part ``file``).
 
         :return: the ``uploading`` dict (``uploading_id``, ``api_validation_status`` …)
@@ -482,8 +529,16 @@ class MetrikaClient:
         path = self._cdp_path + "/data/simple_orders"
         return self._uploading(self._request("POST", path, params=params, files=files))
 
-    def upload_contacts(self, data, *, columns_mapping=None, merge_mode="SAVE", fmt="csv",
-                        delimiter_type="COMMA", filename="contacts.csv"):
+    def upload_contacts(
+        self,
+        data,
+        *,
+        columns_mapping=None,
+        merge_mode="SAVE",
+        fmt="csv",
+        delimiter_type="COMMA",
+        filename="contacts.csv",
+    ):
         """Upload customers: ``…/data/contacts/csv`` (multipart) or ``…/data/contacts/json``.
 
         :param data: CSV bytes/str; for ``fmt="json"`` JSON bytes/str, a ``{"contacts": [...]}``
@@ -492,21 +547,45 @@ class MetrikaClient:
             string ``"uniq_id":"ID",…``; ``None`` = identity mapping from the CSV header row
         :raise MetrikaValidationError: on ``api_validation_status == "FAILED"``
         """
-        return self._cdp_upload("contacts", data, fmt=fmt, merge_mode=merge_mode, delimiter_type=delimiter_type,
-                                columns_mapping=columns_mapping, filename=filename)
+        return self._cdp_upload(
+            "contacts",
+            data,
+            fmt=fmt,
+            merge_mode=merge_mode,
+            delimiter_type=delimiter_type,
+            columns_mapping=columns_mapping,
+            filename=filename,
+        )
 
-    def upload_orders(self, data, *, columns_mapping=None, merge_mode="SAVE", fmt="csv",
-                      delimiter_type="COMMA", filename="orders.csv"):
+    def upload_orders(
+        self,
+        data,
+        *,
+        columns_mapping=None,
+        merge_mode="SAVE",
+        fmt="csv",
+        delimiter_type="COMMA",
+        filename="orders.csv",
+    ):
         """Upload orders: ``…/data/orders/csv`` (multipart) or ``…/data/orders/json``.
 
         Same conventions as :meth:`upload_contacts` (a JSON list is wrapped as ``{"orders": [...]}``).
         """
-        return self._cdp_upload("orders", data, fmt=fmt, merge_mode=merge_mode, delimiter_type=delimiter_type,
-                                columns_mapping=columns_mapping, filename=filename)
+        return self._cdp_upload(
+            "orders",
+            data,
+            fmt=fmt,
+            merge_mode=merge_mode,
+            delimiter_type=delimiter_type,
+            columns_mapping=columns_mapping,
+            filename=filename,
+        )
 
     def get_order_statuses(self):
         """``GET …/schema/order_statuses`` → list of status mappings."""
-        return self._field(self._request("GET", self._cdp_path + "/schema/order_statuses"), "order_statuses", list)
+        return self._field(
+            self._request("GET", self._cdp_path + "/schema/order_statuses"), "order_statuses", list
+        )
 
     def set_order_statuses(self, statuses):
         """``POST …/schema/order_statuses`` with ``{"order_statuses": [...]}`` → ``True``.
@@ -521,7 +600,9 @@ class MetrikaClient:
             payload = statuses if isinstance(statuses, dict) else {"order_statuses": list(statuses)}
             body = self._request("POST", path, json_body=payload, idempotent=True)
         if not isinstance(body, dict) or body.get("success") is not True:
-            raise MetrikaUnexpectedResponseError("Metrica did not confirm the order statuses", status=200)
+            raise MetrikaUnexpectedResponseError(
+                "Metrica did not confirm the order statuses", status=200
+            )
         return True
 
     def last_uploadings(self, limit=10, datetime_offset=None):
@@ -533,8 +614,16 @@ class MetrikaClient:
         limit = int(limit)
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
-        params = {"limit": limit, "datetime_offset": _format_offset(datetime_offset), "source": "API"}
-        return self._field(self._request("GET", self._cdp_path + "/last_uploadings", params=params), "uploadings", list)
+        params = {
+            "limit": limit,
+            "datetime_offset": _format_offset(datetime_offset),
+            "source": "API",
+        }
+        return self._field(
+            self._request("GET", self._cdp_path + "/last_uploadings", params=params),
+            "uploadings",
+            list,
+        )
 
     def find_cdp_uploading(self, uploading_id=None, limit=100, *, since=None, elements_count=None):
         """Look an upload up in :meth:`last_uploadings`; the dict or ``None``.

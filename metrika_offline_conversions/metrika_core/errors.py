@@ -74,7 +74,9 @@ class MetrikaError(Exception):
     retryable = False
     maybe_accepted = False
 
-    def __init__(self, message, *, status=None, error_type=None, retryable=None, maybe_accepted=None):
+    def __init__(
+        self, message, *, status=None, error_type=None, retryable=None, maybe_accepted=None
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -154,7 +156,11 @@ class MetrikaBadRequestError(MetrikaError):
         self.errors = list(errors or [])
 
     def _details(self):
-        extra = [e for e in self.errors if e and e != self.message and not e.endswith(": " + str(self.message))]
+        extra = [
+            e
+            for e in self.errors
+            if e and e != self.message and not e.endswith(": " + str(self.message))
+        ]
         if not extra:
             return ""
         shown = "; ".join(extra[:5])
@@ -340,7 +346,9 @@ def _parse_errors(body):
                 loc = item.get("location")
                 if etype:
                     types.append(str(etype))
-                text = ": ".join(str(x) for x in (etype, msg and _clip(msg)) if x) or "unknown error"
+                text = (
+                    ": ".join(str(x) for x in (etype, msg and _clip(msg)) if x) or "unknown error"
+                )
                 if loc:
                     text += " (at %s)" % _clip(loc, 100)
                 messages.append(text)

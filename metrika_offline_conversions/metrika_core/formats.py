@@ -103,23 +103,58 @@ DELIMITER_TYPES = {",": "COMMA", ";": "SEMICOLON"}
 CLIENT_TYPE_CONTACT = "CONTACT"
 
 SIMPLE_ORDERS_COLUMNS = (
-    "id", "create_date_time", "client_uniq_id", "client_ids", "emails", "phones",
-    "order_status", "revenue", "cost", "currency", "goals",
+    "id",
+    "create_date_time",
+    "client_uniq_id",
+    "client_ids",
+    "emails",
+    "phones",
+    "order_status",
+    "revenue",
+    "cost",
+    "currency",
+    "goals",
 )
 SIMPLE_ORDERS_COLUMNS_HASHED = (
-    "id", "create_date_time", "client_uniq_id", "client_ids", "emails_md5", "phones_md5",
-    "order_status", "revenue", "cost", "currency", "goals",
+    "id",
+    "create_date_time",
+    "client_uniq_id",
+    "client_ids",
+    "emails_md5",
+    "phones_md5",
+    "order_status",
+    "revenue",
+    "cost",
+    "currency",
+    "goals",
 )
 # All columns the detailed builders may emit, in output order; a file holds the required
 # ones plus the optional ones some row actually uses.
 CONTACTS_COLUMNS = (
-    "uniq_id", "name", "create_date_time", "update_date_time", "client_ids",
-    "emails", "phones", "emails_md5", "phones_md5",
+    "uniq_id",
+    "name",
+    "create_date_time",
+    "update_date_time",
+    "client_ids",
+    "emails",
+    "phones",
+    "emails_md5",
+    "phones_md5",
 )
 _CONTACTS_REQUIRED = ("uniq_id",)
 ORDERS_COLUMNS = (
-    "id", "client_uniq_id", "client_type", "create_date_time", "order_status",
-    "update_date_time", "finish_date_time", "revenue", "cost", "currency", "goals", "products",
+    "id",
+    "client_uniq_id",
+    "client_type",
+    "create_date_time",
+    "order_status",
+    "update_date_time",
+    "finish_date_time",
+    "revenue",
+    "cost",
+    "currency",
+    "goals",
+    "products",
 )
 _ORDERS_REQUIRED = ("id", "client_uniq_id", "client_type", "create_date_time", "order_status")
 
@@ -302,12 +337,18 @@ def format_local_datetime(value, tz, what="date_time", row_id="value"):
     local = value.astimezone(tz)
     if local.year < 1970:
         raise UploadDataError(
-            "%s: %s %s is before 1970-01-01, which Metrica does not support" % (row_id, what, value),
+            "%s: %s %s is before 1970-01-01, which Metrica does not support"
+            % (row_id, what, value),
             row_id,
         )
     # %-formatting is about twice as fast as strftime here.
     return _DATETIME_FORMAT % (
-        local.year, local.month, local.day, local.hour, local.minute, local.second
+        local.year,
+        local.month,
+        local.day,
+        local.hour,
+        local.minute,
+        local.second,
     )
 
 
@@ -360,11 +401,15 @@ def _currency(value, row_id):
     if value is None or value == "":
         return ""
     if not (
-        isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()
+        isinstance(value, str)
+        and len(value) == 3
+        and value.isascii()
+        and value.isalpha()
         and value.isupper()
     ):
         raise UploadDataError(
-            "%s: currency must be an ISO 4217 code of 3 upper-case letters, got %r" % (row_id, value),
+            "%s: currency must be an ISO 4217 code of 3 upper-case letters, got %r"
+            % (row_id, value),
             row_id,
         )
     return value
@@ -419,14 +464,15 @@ def _goal_pairs(goals, row_id):
                 goal_id, price = item
             except (TypeError, ValueError):
                 raise UploadDataError(
-                    "%s: a goal must be a goal id or a (goal_id, price) pair, got %r" % (row_id, item),
+                    "%s: a goal must be a goal id or a (goal_id, price) pair, got %r"
+                    % (row_id, item),
                     row_id,
                 ) from None
         # ',' and ':' separate items and prices inside the goals cell.
         if not is_valid_goal_identifier(goal_id) or "," in goal_id or ":" in goal_id:
             raise UploadDataError(
                 "%s: invalid goal identifier %r (must be non-empty, without spaces or "
-                "/ \\ & # ? = \" , :)" % (row_id, goal_id),
+                '/ \\ & # ? = " , :)' % (row_id, goal_id),
                 row_id,
             )
         pairs.append((goal_id, None if price is None else _decimal(price, "goal price", row_id)))
@@ -470,13 +516,14 @@ def _status(value, row_id, *, simple):
     if simple and value.upper() in ("CANCELED",) + ORDER_STATUSES:
         # A JS-goal id that merely looks like a status is almost surely a typo.
         raise UploadDataError(
-            "%s: order_status %r is not a status; use one of %s" % (row_id, value, ", ".join(ORDER_STATUSES)),
+            "%s: order_status %r is not a status; use one of %s"
+            % (row_id, value, ", ".join(ORDER_STATUSES)),
             row_id,
         )
     if not is_valid_goal_identifier(value):
         raise UploadDataError(
             "%s: order_status %r is neither one of %s nor a valid goal identifier "
-            "(non-empty, no spaces or / \\ & # ? = \")" % (row_id, value, ", ".join(ORDER_STATUSES)),
+            '(non-empty, no spaces or / \\ & # ? = ")' % (row_id, value, ", ".join(ORDER_STATUSES)),
             row_id,
         )
     return value
@@ -508,7 +555,8 @@ def _latest_by_key(items, key_name, kind):
 def _check_delimiter(delimiter):
     if delimiter not in DELIMITER_TYPES:
         raise UploadDataError(
-            "delimiter must be one of %s, got %r" % (", ".join(map(repr, DELIMITER_TYPES)), delimiter)
+            "delimiter must be one of %s, got %r"
+            % (", ".join(map(repr, DELIMITER_TYPES)), delimiter)
         )
 
 
@@ -593,8 +641,12 @@ def _simple_order_rows(orders, tz, hashed):
         values = order.client_ids
         if not values:
             client_ids = ""
-        elif len(values) == 1 and (value := values[0]).__class__ is str and value.isdigit() \
-                and value.isascii():
+        elif (
+            len(values) == 1
+            and (value := values[0]).__class__ is str
+            and value.isdigit()
+            and value.isascii()
+        ):
             client_ids = value
         else:
             client_ids = join(_digit_values(values, "client_ids", row_id))
@@ -602,8 +654,11 @@ def _simple_order_rows(orders, tz, hashed):
         values = order.emails
         if not values:
             emails = ""
-        elif len(values) == 1 and (value := values[0]).__class__ is str \
-                and email_match(value) is not None:
+        elif (
+            len(values) == 1
+            and (value := values[0]).__class__ is str
+            and email_match(value) is not None
+        ):
             emails = hash_value(value) if hashed else value
         else:
             values = _email_values(values, row_id)
@@ -612,8 +667,12 @@ def _simple_order_rows(orders, tz, hashed):
         values = order.phones
         if not values:
             phones = ""
-        elif len(values) == 1 and (value := values[0]).__class__ is str and value.isdigit() \
-                and value.isascii():
+        elif (
+            len(values) == 1
+            and (value := values[0]).__class__ is str
+            and value.isdigit()
+            and value.isascii()
+        ):
             phones = hash_value(value) if hashed else value
         else:
             values = _digit_values(values, "phones", row_id)
@@ -645,7 +704,12 @@ def _simple_order_rows(orders, tz, hashed):
             if local.year < 1970:
                 format_local_datetime(created, tz, "create_date_time", row_id)  # raises
             created = date_format % (
-                local.year, local.month, local.day, local.hour, local.minute, local.second
+                local.year,
+                local.month,
+                local.day,
+                local.hour,
+                local.minute,
+                local.second,
             )
 
         revenue = order.revenue
@@ -723,7 +787,9 @@ def _order_fields(order, tz):
         "id": row_id,
         "client_uniq_id": client_uniq_id,
         "client_type": CLIENT_TYPE_CONTACT,
-        "create_date_time": format_local_datetime(order.create_date_time, tz, "create_date_time", row_id),
+        "create_date_time": format_local_datetime(
+            order.create_date_time, tz, "create_date_time", row_id
+        ),
         "order_status": _status(order.order_status, row_id, simple=False),
     }
     for what in ("update_date_time", "finish_date_time"):
@@ -873,11 +939,14 @@ def build_status_mapping_json(statuses):
             try:
                 status = OrderStatusMapping(**status)
             except TypeError as exc:
-                raise UploadDataError("status %r: %s" % (status.get("id"), exc), status.get("id")) from None
+                raise UploadDataError(
+                    "status %r: %s" % (status.get("id"), exc), status.get("id")
+                ) from None
         status_id = status.id
         if not isinstance(status_id, str) or not _STATUS_ID_RE.fullmatch(status_id):
             raise UploadDataError(
-                "status %r: id must be 1-255 characters of letters, digits, '_', '-' or ':'" % (status_id,),
+                "status %r: id must be 1-255 characters of letters, digits, '_', '-' or ':'"
+                % (status_id,),
                 status_id,
             )
         if status_id in seen:
@@ -885,14 +954,16 @@ def build_status_mapping_json(statuses):
         seen.add(status_id)
         if status.type not in STATUS_TYPES:
             raise UploadDataError(
-                "status %r: type must be one of %s, got %r" % (status_id, ", ".join(STATUS_TYPES), status.type),
+                "status %r: type must be one of %s, got %r"
+                % (status_id, ", ".join(STATUS_TYPES), status.type),
                 status_id,
             )
         item = {"id": status_id}
         if status.humanized is not None:
             if not isinstance(status.humanized, str) or len(status.humanized) > _MAX_HUMANIZED:
                 raise UploadDataError(
-                    "status %r: humanized must be a string of at most %d characters" % (status_id, _MAX_HUMANIZED),
+                    "status %r: humanized must be a string of at most %d characters"
+                    % (status_id, _MAX_HUMANIZED),
                     status_id,
                 )
             item["humanized"] = status.humanized
@@ -900,12 +971,15 @@ def build_status_mapping_json(statuses):
         goal_ids = status.goal_action_ids
         if len(goal_ids) > _MAX_STATUS_GOALS:
             raise UploadDataError(
-                "status %r: at most %d goal_action_ids, got %d" % (status_id, _MAX_STATUS_GOALS, len(goal_ids)),
+                "status %r: at most %d goal_action_ids, got %d"
+                % (status_id, _MAX_STATUS_GOALS, len(goal_ids)),
                 status_id,
             )
         for goal_id in goal_ids:
             if not is_valid_goal_identifier(goal_id):
-                raise UploadDataError("status %r: invalid goal identifier %r" % (status_id, goal_id), status_id)
+                raise UploadDataError(
+                    "status %r: invalid goal identifier %r" % (status_id, goal_id), status_id
+                )
         if goal_ids:
             item["goal_action_ids"] = list(goal_ids)
         items.append(item)
@@ -927,7 +1001,8 @@ def group_offline_conversions(conversions_with_types):
     for column, conversion in conversions_with_types:
         if column not in OFFLINE_IDENTIFIER_COLUMNS:
             raise UploadDataError(
-                "identifier column must be one of %s, got %r" % (", ".join(OFFLINE_IDENTIFIER_COLUMNS), column)
+                "identifier column must be one of %s, got %r"
+                % (", ".join(OFFLINE_IDENTIFIER_COLUMNS), column)
             )
         groups.setdefault(column, []).append(conversion)
     return groups
@@ -972,13 +1047,22 @@ def build_offline_conversions_csv(conversions, identifier_column, *, now=None):
         ):
             raise UploadDataError(
                 "offline conversion: bad %s %r (%s)"
-                % (identifier_column, identifier, "digits expected" if digits_only else "non-empty string expected"),
+                % (
+                    identifier_column,
+                    identifier,
+                    "digits expected" if digits_only else "non-empty string expected",
+                ),
                 identifier,
             )
-        row_id = "offline conversion %s=%s target=%r" % (identifier_column, identifier, conversion.target)
+        row_id = "offline conversion %s=%s target=%r" % (
+            identifier_column,
+            identifier,
+            conversion.target,
+        )
         if not is_valid_goal_identifier(conversion.target):
             raise UploadDataError(
-                "%s: Target must be a goal identifier (non-empty, no spaces or / \\ & # ? = \")" % row_id,
+                '%s: Target must be a goal identifier (non-empty, no spaces or / \\ & # ? = ")'
+                % row_id,
                 identifier,
             )
         seconds = _unix_seconds(conversion.date_time, "date_time", row_id)

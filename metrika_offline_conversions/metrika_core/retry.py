@@ -24,7 +24,9 @@ class RetryPolicy:
     :param max_attempts: total attempts allowed (``None`` = unlimited); see :meth:`should_retry`
     """
 
-    def __init__(self, base_delay=2.0, max_delay=3600.0, multiplier=2.0, jitter=0.25, max_attempts=None):
+    def __init__(
+        self, base_delay=2.0, max_delay=3600.0, multiplier=2.0, jitter=0.25, max_attempts=None
+    ):
         if base_delay < 0 or max_delay < 0:
             raise ValueError("delays must not be negative")
         if multiplier < 1:
@@ -40,12 +42,15 @@ class RetryPolicy:
         self.max_attempts = max_attempts
 
     def __repr__(self):
-        return "RetryPolicy(base_delay=%r, max_delay=%r, multiplier=%r, jitter=%r, max_attempts=%r)" % (
-            self.base_delay,
-            self.max_delay,
-            self.multiplier,
-            self.jitter,
-            self.max_attempts,
+        return (
+            "RetryPolicy(base_delay=%r, max_delay=%r, multiplier=%r, jitter=%r, max_attempts=%r)"
+            % (
+                self.base_delay,
+                self.max_delay,
+                self.multiplier,
+                self.jitter,
+                self.max_attempts,
+            )
         )
 
     def backoff(self, attempt):

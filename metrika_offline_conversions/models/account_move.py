@@ -15,10 +15,12 @@ class AccountMove(models.Model):
         before = {move.id: move.payment_state for move in self if isinstance(move.id, int)}
         result = super()._compute_field_value(field)
         newly_paid = self.filtered(
-            lambda move: isinstance(move.id, int)
-            and move.move_type == "out_invoice"
-            and move.payment_state in PAID_STATES
-            and before.get(move.id) not in PAID_STATES
+            lambda move: (
+                isinstance(move.id, int)
+                and move.move_type == "out_invoice"
+                and move.payment_state in PAID_STATES
+                and before.get(move.id) not in PAID_STATES
+            )
         )
         if newly_paid:
             # Whoever pays (a billing user may not read sale order lines) the orders are found.

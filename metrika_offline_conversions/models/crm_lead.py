@@ -15,7 +15,9 @@ class CrmLead(models.Model):
     _metrika_contact_fields = ("email_from", "phone", "mobile")
 
     metrika_conversion_ids = fields.One2many(
-        "metrika.conversion", "lead_id", string="Metrica conversion log",
+        "metrika.conversion",
+        "lead_id",
+        string="Metrica conversion log",
         groups="metrika_offline_conversions.group_metrika_manager",
     )
 
@@ -95,11 +97,15 @@ class CrmLead(models.Model):
         ):
             if leads:
                 self.env["metrika.conversion"]._metrika_flush_all()
-                self.env.cr.execute(SQL(
-                    "UPDATE metrika_conversion SET order_status = %s "
-                    "WHERE lead_id = ANY(%s) AND event = %s AND state = 'pending'",
-                    status, leads.ids, const.EVENT_CANCELLED,
-                ))
+                self.env.cr.execute(
+                    SQL(
+                        "UPDATE metrika_conversion SET order_status = %s "
+                        "WHERE lead_id = ANY(%s) AND event = %s AND state = 'pending'",
+                        status,
+                        leads.ids,
+                        const.EVENT_CANCELLED,
+                    )
+                )
         self.env["metrika.conversion"].invalidate_model(["order_status"])
 
     def _metrika_enqueue_current_state(self):

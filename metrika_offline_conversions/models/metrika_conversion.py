@@ -33,9 +33,23 @@ EVENT_STATUS = {
 # Columns the enqueue INSERT writes. Odoo creates no database defaults (a field's ``default``
 # lives in the ORM only): a column left out of the INSERT is NULL.
 INSERT_COLUMNS = (
-    "company_id", "sale_order_id", "lead_id", "record_name", "event", "order_status",
-    "metrika_order_id", "order_create_date", "event_date", "revenue", "currency_id", "transport",
-    "state", "failure_reason", "last_error", "next_attempt_at", "attempt_count",
+    "company_id",
+    "sale_order_id",
+    "lead_id",
+    "record_name",
+    "event",
+    "order_status",
+    "metrika_order_id",
+    "order_create_date",
+    "event_date",
+    "revenue",
+    "currency_id",
+    "transport",
+    "state",
+    "failure_reason",
+    "last_error",
+    "next_attempt_at",
+    "attempt_count",
 )
 # The enqueue INSERT up to its rows, and one row's placeholders: built once, they run on every
 # confirmation. Flat placeholders, so psycopg2 adapts each value in C (a tuple parameter goes
@@ -71,7 +85,8 @@ class MetrikaConversion(models.Model):
             (const.EVENT_PAID, "Paid or won"),
             (const.EVENT_CANCELLED, "Cancelled or lost"),
         ],
-        required=True, readonly=True,
+        required=True,
+        readonly=True,
     )
     order_status = fields.Selection(
         ORDER_STATUS_SELECTION, string="Metrica status", required=True, readonly=True
@@ -86,7 +101,8 @@ class MetrikaConversion(models.Model):
             (const.TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
             (const.TRANSPORT_OFFLINE, "Goal-based offline conversions"),
         ],
-        required=True, readonly=True,
+        required=True,
+        readonly=True,
     )
     state = fields.Selection(
         [
@@ -96,7 +112,9 @@ class MetrikaConversion(models.Model):
             (const.STATE_SKIPPED, "Skipped"),
             (const.STATE_CANCELLED, "Cancelled"),
         ],
-        default=const.STATE_PENDING, required=True, readonly=True,
+        default=const.STATE_PENDING,
+        required=True,
+        readonly=True,
     )
     failure_reason = fields.Selection(
         [
@@ -122,19 +140,27 @@ class MetrikaConversion(models.Model):
     )
     sent_at = fields.Datetime(string="Sent on", readonly=True)
     unconfirmed_upload_id = fields.Many2one(
-        "metrika.upload", string="Upload to confirm", readonly=True, ondelete="set null",
+        "metrika.upload",
+        string="Upload to confirm",
+        readonly=True,
+        ondelete="set null",
         help="A goal-based upload whose answer was lost (timeout, dropped connection, server "
-             "error): Metrica may have stored it, so it is looked up before these rows are sent "
-             "again.",
+        "error): Metrica may have stored it, so it is looked up before these rows are sent "
+        "again.",
     )
     upload_ids = fields.Many2many(
-        "metrika.upload", "metrika_conversion_metrika_upload_rel", "conversion_id", "upload_id",
-        string="Uploads", readonly=True,
+        "metrika.upload",
+        "metrika_conversion_metrika_upload_rel",
+        "conversion_id",
+        "upload_id",
+        string="Uploads",
+        readonly=True,
     )
 
     _sql_constraints = [
         (
-            "sale_order_event_unique", "UNIQUE(sale_order_id, event)",
+            "sale_order_event_unique",
+            "UNIQUE(sale_order_id, event)",
             "A sale order is queued at most once per event.",
         ),
         ("lead_event_unique", "UNIQUE(lead_id, event)", "A lead is queued at most once per event."),
@@ -142,10 +168,12 @@ class MetrikaConversion(models.Model):
 
     def init(self):
         # The cron's only query on a large queue: keep it on a small partial index.
-        self.env.cr.execute(SQL(
-            "CREATE INDEX IF NOT EXISTS metrika_conversion_pending_index "
-            "ON metrika_conversion (company_id, transport, id) WHERE state = 'pending'"
-        ))
+        self.env.cr.execute(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS metrika_conversion_pending_index "
+                "ON metrika_conversion (company_id, transport, id) WHERE state = 'pending'"
+            )
+        )
 
     # ------------------------------------------------------------------
     # Enqueueing (runs inside the salesperson's transaction)
@@ -188,9 +216,7 @@ class MetrikaConversion(models.Model):
         for (model, event), record_ids in grouped.items():
             # Records deleted since they were queued left the queue then (see the mixin's unlink).
             # As superuser: see the mixin's _metrika_conversion_base_values.
-            written |= self._metrika_write_rows(
-                self.env[model].sudo().browse(record_ids), event
-            )
+            written |= self._metrika_write_rows(self.env[model].sudo().browse(record_ids), event)
         return written
 
     @api.model
@@ -285,10 +311,15 @@ class MetrikaConversion(models.Model):
         # and recomputations of the user's action here, query by query.
         super().flush_model()
         field_sql = SQL.identifier(field)
-        self.env.cr.execute(SQL(
-            "%s %s ON CONFLICT (%s, event) DO NOTHING RETURNING id, %s",
-            INSERT_INTO, SQL(", ".join([INSERT_ROW] * len(rows)), *params), field_sql, field_sql,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "%s %s ON CONFLICT (%s, event) DO NOTHING RETURNING id, %s",
+                INSERT_INTO,
+                SQL(", ".join([INSERT_ROW] * len(rows)), *params),
+                field_sql,
+                field_sql,
+            )
+        )
         written = self.env.cr.fetchall()
         if len(written) < len(rows):
             inserted = {record_id for _row_id, record_id in written}
@@ -305,15 +336,22 @@ class MetrikaConversion(models.Model):
         Metrica, not "cancelled". Returns (id, record id) of the rows brought back.
         """
         values = [
-            (row[field], row["event"], row["event_date"],
-             None if row.get("revenue") is False else row.get("revenue"),
-             row["order_status"], row["next_attempt_at"])
-            for row in rows if row.get("state") == const.STATE_PENDING
+            (
+                row[field],
+                row["event"],
+                row["event_date"],
+                None if row.get("revenue") is False else row.get("revenue"),
+                row["order_status"],
+                row["next_attempt_at"],
+            )
+            for row in rows
+            if row.get("state") == const.STATE_PENDING
         ]
         if not values:
             return []
-        self.env.cr.execute(SQL(
-            """UPDATE metrika_conversion AS conversion
+        self.env.cr.execute(
+            SQL(
+                """UPDATE metrika_conversion AS conversion
                   SET state = 'pending', event_date = again.event_date,
                       revenue = again.revenue::numeric, order_status = again.order_status,
                       next_attempt_at = again.next_attempt_at, attempt_count = 0,
@@ -330,11 +368,12 @@ class MetrikaConversion(models.Model):
                          AND later.event != conversion.event
                          AND later.event_date > conversion.event_date)
             RETURNING conversion.id, conversion.%(field)s""",
-            uid=self.env.uid,
-            now=now,
-            values=SQL(", ").join(SQL("%s", row) for row in values),
-            field=SQL.identifier(field),
-        ))
+                uid=self.env.uid,
+                now=now,
+                values=SQL(", ").join(SQL("%s", row) for row in values),
+                field=SQL.identifier(field),
+            )
+        )
         requeued = self.env.cr.fetchall()
         self.browse(row_id for row_id, _record_id in requeued).invalidate_recordset()
         return requeued
@@ -404,18 +443,25 @@ class MetrikaConversion(models.Model):
     def _metrika_reset_to_pending(self):
         if not self:
             return
-        self.sudo().write({
-            "state": const.STATE_PENDING, "failure_reason": False, "last_error": False,
-            "next_attempt_at": fields.Datetime.now(), "attempt_count": 0,
-        })
+        self.sudo().write(
+            {
+                "state": const.STATE_PENDING,
+                "failure_reason": False,
+                "last_error": False,
+                "next_attempt_at": fields.Datetime.now(),
+                "attempt_count": 0,
+            }
+        )
         self._metrika_trigger_upload()
 
     def action_cancel(self):
         self._check_manager()
         self.check_access("write")
-        self.filtered(lambda c: c.state != const.STATE_SENT).sudo().write({
-            "state": const.STATE_CANCELLED,
-        })
+        self.filtered(lambda c: c.state != const.STATE_SENT).sudo().write(
+            {
+                "state": const.STATE_CANCELLED,
+            }
+        )
         return True
 
     @api.model
@@ -429,12 +475,16 @@ class MetrikaConversion(models.Model):
             return
         now = fields.Datetime.now()
         self._metrika_flush_all()
-        self.env.cr.execute(SQL(
-            "UPDATE metrika_conversion SET next_attempt_at = %s "
-            "WHERE company_id = ANY(%s) AND state = 'pending' "
-            "AND failure_reason IN ('settings', 'auth') AND next_attempt_at > %s",
-            now, companies.ids, now,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE metrika_conversion SET next_attempt_at = %s "
+                "WHERE company_id = ANY(%s) AND state = 'pending' "
+                "AND failure_reason IN ('settings', 'auth') AND next_attempt_at > %s",
+                now,
+                companies.ids,
+                now,
+            )
+        )
         if self.env.cr.rowcount:
             self.invalidate_model(["next_attempt_at"])
             self._metrika_trigger_upload()
@@ -493,38 +543,49 @@ class MetrikaConversion(models.Model):
     @api.model
     def _metrika_due_groups(self):
         self._metrika_flush_all()
-        self.env.cr.execute(SQL(
-            "SELECT DISTINCT conversion.company_id, conversion.transport "
-            "FROM metrika_conversion conversion "
-            "JOIN res_company company ON company.id = conversion.company_id "
-            "WHERE %s ORDER BY 1, 2",
-            self._metrika_due_where(),
-        ))
+        self.env.cr.execute(
+            SQL(
+                "SELECT DISTINCT conversion.company_id, conversion.transport "
+                "FROM metrika_conversion conversion "
+                "JOIN res_company company ON company.id = conversion.company_id "
+                "WHERE %s ORDER BY 1, 2",
+                self._metrika_due_where(),
+            )
+        )
         companies = self.env["res.company"].sudo()
-        return [(companies.browse(company_id), transport)
-                for company_id, transport in self.env.cr.fetchall()]
+        return [
+            (companies.browse(company_id), transport)
+            for company_id, transport in self.env.cr.fetchall()
+        ]
 
     @api.model
     def _metrika_due_count(self):
         self._metrika_flush_all()
-        self.env.cr.execute(SQL(
-            "SELECT COUNT(*) FROM metrika_conversion conversion "
-            "JOIN res_company company ON company.id = conversion.company_id WHERE %s",
-            self._metrika_due_where(),
-        ))
+        self.env.cr.execute(
+            SQL(
+                "SELECT COUNT(*) FROM metrika_conversion conversion "
+                "JOIN res_company company ON company.id = conversion.company_id WHERE %s",
+                self._metrika_due_where(),
+            )
+        )
         return self.env.cr.fetchone()[0]
 
     @api.model
     def _metrika_lock_due_batch(self, company, transport, after_id=0):
         """Take and lock the next batch; rows another worker holds are skipped, not waited for."""
-        rows = self._metrika_execute_locking(SQL(
-            "SELECT id FROM metrika_conversion "
-            "WHERE company_id = %s AND transport = %s AND state = 'pending' "
-            "AND next_attempt_at <= %s AND id > %s "
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            company.id, transport, fields.Datetime.now(), after_id,
-            company.metrika_batch_size or const.DEFAULT_BATCH_SIZE,
-        ))
+        rows = self._metrika_execute_locking(
+            SQL(
+                "SELECT id FROM metrika_conversion "
+                "WHERE company_id = %s AND transport = %s AND state = 'pending' "
+                "AND next_attempt_at <= %s AND id > %s "
+                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                company.id,
+                transport,
+                fields.Datetime.now(),
+                after_id,
+                company.metrika_batch_size or const.DEFAULT_BATCH_SIZE,
+            )
+        )
         return self.sudo().browse(row_id for (row_id,) in rows)
 
     @api.model
@@ -553,15 +614,20 @@ class MetrikaConversion(models.Model):
 
         The refused batch itself already waits (it is no longer due).
         """
-        rows = self._metrika_execute_locking(SQL(
-            "SELECT id FROM metrika_conversion "
-            "WHERE company_id = %s AND transport = %s AND state = 'pending' "
-            "AND next_attempt_at <= %s FOR UPDATE SKIP LOCKED",
-            company.id, transport, fields.Datetime.now(),
-        ))
+        rows = self._metrika_execute_locking(
+            SQL(
+                "SELECT id FROM metrika_conversion "
+                "WHERE company_id = %s AND transport = %s AND state = 'pending' "
+                "AND next_attempt_at <= %s FOR UPDATE SKIP LOCKED",
+                company.id,
+                transport,
+                fields.Datetime.now(),
+            )
+        )
         waiting = self.sudo().browse(row_id for (row_id,) in rows)
         waiting._metrika_mark_postponed(
-            _retry_reason(error), self.env["res.company"]._metrika_error_text(error),
+            _retry_reason(error),
+            self.env["res.company"]._metrika_error_text(error),
             delay=RETRY_POLICY.delay_for(1, error),
         )
 
@@ -573,12 +639,16 @@ class MetrikaConversion(models.Model):
         except Exception as err:  # noqa: BLE001 - recorded on the rows, which stay resendable
             _logger.exception(
                 "Metrica: a batch of %s conversions of company %s failed unexpectedly",
-                len(self), company.id,
+                len(self),
+                company.id,
             )
             self._metrika_mark_final(
-                const.STATE_ERROR, "unexpected",
-                _("Sending failed on an unexpected error (%s); see the server log, then resend.",
-                  type(err).__name__),
+                const.STATE_ERROR,
+                "unexpected",
+                _(
+                    "Sending failed on an unexpected error (%s); see the server log, then resend.",
+                    type(err).__name__,
+                ),
             )
             return None
 
@@ -605,8 +675,11 @@ class MetrikaConversion(models.Model):
             _logger.warning("Metrica settings of company %s are unusable: %s", company.id, err)
             sendable._metrika_mark_postponed(
                 "settings",
-                _("The Metrica settings cannot be used (%(reason)s). %(hint)s",
-                  reason=err, hint=settings_message),
+                _(
+                    "The Metrica settings cannot be used (%(reason)s). %(hint)s",
+                    reason=err,
+                    hint=settings_message,
+                ),
                 delay=3600,
             )
             return None
@@ -628,7 +701,9 @@ class MetrikaConversion(models.Model):
                 sendable._metrika_mark_failed(company, error, upload=upload)
                 _logger.warning(
                     "Metrica: reading counter of company %s failed: %s (HTTP %s)",
-                    company.id, type(error).__name__, error.status,
+                    company.id,
+                    type(error).__name__,
+                    error.status,
                 )
                 return error if _stops_sending(error) else None
             return sendable._metrika_send_simple_orders(company, client, time_zone)
@@ -639,15 +714,19 @@ class MetrikaConversion(models.Model):
         """Settle rows that can never be sent; return the rest."""
         gone = self.filtered(lambda c: not (c.sale_order_id or c.lead_id))
         gone._metrika_mark_final(
-            const.STATE_ERROR, "record_deleted",
+            const.STATE_ERROR,
+            "record_deleted",
             _("The lead or sale order was deleted before it could be sent."),
         )
         limit = fields.Datetime.now() - timedelta(days=const.CONVERSION_WINDOW_DAYS)
         too_old = (self - gone).filtered(lambda c: c.event_date and c.event_date < limit)
         too_old._metrika_mark_final(
-            const.STATE_SKIPPED, "too_old",
-            _("Metrica only links conversions of the last %s days; this one is older.",
-              const.CONVERSION_WINDOW_DAYS),
+            const.STATE_SKIPPED,
+            "too_old",
+            _(
+                "Metrica only links conversions of the last %s days; this one is older.",
+                const.CONVERSION_WINDOW_DAYS,
+            ),
         )
         return self - gone - too_old
 
@@ -666,7 +745,8 @@ class MetrikaConversion(models.Model):
                 continue
             orders.append((conversion, current._metrika_simple_order(identifiers)))
         without_identifier._metrika_mark_final(
-            const.STATE_SKIPPED, "no_identifier",
+            const.STATE_SKIPPED,
+            "no_identifier",
             _("Neither a ClientID nor a phone or e-mail is known for this record."),
         )
         if not orders:
@@ -679,7 +759,9 @@ class MetrikaConversion(models.Model):
             return None
         conversions = self.browse(conversion.id for conversion, _order in rows)
         return conversions._metrika_send_file(
-            company, const.TRANSPORT_SIMPLE_ORDERS, data,
+            company,
+            const.TRANSPORT_SIMPLE_ORDERS,
+            data,
             # SAVE with stable order ids: sending again after a lost answer changes nothing.
             lambda _upload: client.upload_simple_orders(data),
         )
@@ -690,13 +772,15 @@ class MetrikaConversion(models.Model):
         A batch may hold an older event only (e.g. a retried "created" after "paid" went out);
         Metrica must still get the latest status, since every upload replaces the order.
         """
-        self.env.cr.execute(SQL(
-            "SELECT DISTINCT ON (metrika_order_id) metrika_order_id, id "
-            "FROM metrika_conversion WHERE metrika_order_id = ANY(%s) "
-            "AND state IN ('pending', 'sent') "
-            "ORDER BY metrika_order_id, event_date DESC, id DESC",
-            list(set(self.mapped("metrika_order_id"))),
-        ))
+        self.env.cr.execute(
+            SQL(
+                "SELECT DISTINCT ON (metrika_order_id) metrika_order_id, id "
+                "FROM metrika_conversion WHERE metrika_order_id = ANY(%s) "
+                "AND state IN ('pending', 'sent') "
+                "ORDER BY metrika_order_id, event_date DESC, id DESC",
+                list(set(self.mapped("metrika_order_id"))),
+            )
+        )
         rows = self.env.cr.fetchall()
         records = self.browse(row_id for _order_id, row_id in rows)
         return {order_id: record for (order_id, _row_id), record in zip(rows, records)}
@@ -717,7 +801,9 @@ class MetrikaConversion(models.Model):
     def _metrika_decimal_revenue(self):
         if not self.revenue:
             return None
-        return Decimal(str(self.currency_id.round(self.revenue) if self.currency_id else self.revenue))
+        return Decimal(
+            str(self.currency_id.round(self.revenue) if self.currency_id else self.revenue)
+        )
 
     # -- goal-based offline conversions ----------------------------------
 
@@ -742,21 +828,30 @@ class MetrikaConversion(models.Model):
             else:
                 no_click |= conversion
                 continue
-            by_column[column].append((conversion, formats.OfflineConversion(
-                identifier=identifier,
-                target=goal,
-                date_time=conversion.event_date.replace(tzinfo=timezone.utc),
-                price=conversion._metrika_decimal_revenue()
-                if conversion.event == const.EVENT_PAID else None,
-                currency=conversion.currency_id.name
-                if conversion.event == const.EVENT_PAID and conversion.revenue else None,
-            )))
+            by_column[column].append(
+                (
+                    conversion,
+                    formats.OfflineConversion(
+                        identifier=identifier,
+                        target=goal,
+                        date_time=conversion.event_date.replace(tzinfo=timezone.utc),
+                        price=conversion._metrika_decimal_revenue()
+                        if conversion.event == const.EVENT_PAID
+                        else None,
+                        currency=conversion.currency_id.name
+                        if conversion.event == const.EVENT_PAID and conversion.revenue
+                        else None,
+                    ),
+                )
+            )
         no_goal._metrika_mark_final(
-            const.STATE_SKIPPED, "no_goal",
+            const.STATE_SKIPPED,
+            "no_goal",
             _("No Metrica goal is set in Settings for this event."),
         )
         no_click._metrika_mark_final(
-            const.STATE_SKIPPED, "no_identifier",
+            const.STATE_SKIPPED,
+            "no_identifier",
             _("Goal-based conversions need a ClientID or a yclid; this record has neither."),
         )
         stop = None
@@ -776,7 +871,9 @@ class MetrikaConversion(models.Model):
                 conversions._metrika_mark_waiting(stop)
                 continue
             stop = conversions._metrika_send_file(
-                company, const.TRANSPORT_OFFLINE, data,
+                company,
+                const.TRANSPORT_OFFLINE,
+                data,
                 lambda upload, data=data: client.upload_offline_conversions(
                     data, comment=upload._metrika_comment()
                 ),
@@ -834,12 +931,18 @@ class MetrikaConversion(models.Model):
         return self.sale_order_id or self.lead_id
 
     def _metrika_create_upload(self, company, transport, row_count):
-        return self.env["metrika.upload"].sudo().create({
-            "company_id": company.id,
-            "transport": transport,
-            "conversion_ids": [(6, 0, self.ids)],
-            "row_count": row_count,
-        })
+        return (
+            self.env["metrika.upload"]
+            .sudo()
+            .create(
+                {
+                    "company_id": company.id,
+                    "transport": transport,
+                    "conversion_ids": [(6, 0, self.ids)],
+                    "row_count": row_count,
+                }
+            )
+        )
 
     def _metrika_send_file(self, company, transport, data, send):
         """One HTTP request: send ``data``, log it as a metrika.upload, settle these rows.
@@ -861,14 +964,21 @@ class MetrikaConversion(models.Model):
                 self._metrika_update([SQL("unconfirmed_upload_id = %s", upload.id)])
             _logger.warning(
                 "Metrica upload %s for company %s failed: %s (HTTP %s, retryable %s)",
-                upload.id, company.id, type(error).__name__, error.status, error.retryable,
+                upload.id,
+                company.id,
+                type(error).__name__,
+                error.status,
+                error.retryable,
             )
             return error if _stops_sending(error) else None
         upload._metrika_record_success(uploading, time.monotonic() - started)
         self._metrika_mark_sent()
         _logger.info(
             "Metrica upload %s for company %s: %s conversions sent in %.2fs",
-            upload.id, company.id, len(self), time.monotonic() - started,
+            upload.id,
+            company.id,
+            len(self),
+            time.monotonic() - started,
         )
         return None
 
@@ -878,35 +988,48 @@ class MetrikaConversion(models.Model):
         if not self:
             return
         self._metrika_flush_all()
-        self.env.cr.execute(SQL(
-            "UPDATE metrika_conversion SET %s, write_date = %s, write_uid = %s WHERE id = ANY(%s)",
-            SQL(", ").join(assignments), fields.Datetime.now(), self.env.uid, self.ids,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE metrika_conversion SET %s, write_date = %s, write_uid = %s WHERE id = ANY(%s)",
+                SQL(", ").join(assignments),
+                fields.Datetime.now(),
+                self.env.uid,
+                self.ids,
+            )
+        )
         self.invalidate_recordset()
 
     def _metrika_mark_sent(self):
-        self._metrika_update([
-            SQL("state = %s", const.STATE_SENT),
-            SQL("sent_at = %s", fields.Datetime.now()),
-            SQL("failure_reason = NULL"),
-            SQL("last_error = NULL"),
-            SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
-        ])
+        self._metrika_update(
+            [
+                SQL("state = %s", const.STATE_SENT),
+                SQL("sent_at = %s", fields.Datetime.now()),
+                SQL("failure_reason = NULL"),
+                SQL("last_error = NULL"),
+                SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
+            ]
+        )
 
     def _metrika_mark_final(self, state, reason, message):
         """Settle rows that will not be retried by themselves; ``message=None`` keeps theirs."""
-        self._metrika_update([
-            SQL("state = %s", state),
-            SQL("failure_reason = %s", reason),
-            SQL("last_error = %s", message) if message is not None else SQL("last_error = last_error"),
-        ])
+        self._metrika_update(
+            [
+                SQL("state = %s", state),
+                SQL("failure_reason = %s", reason),
+                SQL("last_error = %s", message)
+                if message is not None
+                else SQL("last_error = last_error"),
+            ]
+        )
 
     def _metrika_mark_postponed(self, reason, message, delay):
-        self._metrika_update([
-            SQL("failure_reason = %s", reason),
-            SQL("last_error = %s", message),
-            SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
-        ])
+        self._metrika_update(
+            [
+                SQL("failure_reason = %s", reason),
+                SQL("last_error = %s", message),
+                SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
+            ]
+        )
 
     def _metrika_mark_waiting(self, error):
         """Rows not attempted because the account is refused for now: same reason, no attempt."""
@@ -928,23 +1051,28 @@ class MetrikaConversion(models.Model):
         elif error.retryable:
             attempt = max(self.mapped("attempt_count") or [0]) + 1
             delay = RETRY_POLICY.delay_for(attempt, error)
-            self._metrika_update([
-                SQL("failure_reason = %s", _retry_reason(error)),
-                SQL("last_error = %s", message),
-                SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
-                SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
-            ])
+            self._metrika_update(
+                [
+                    SQL("failure_reason = %s", _retry_reason(error)),
+                    SQL("last_error = %s", message),
+                    SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
+                    SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
+                ]
+            )
         else:
             reason = (
-                "unexpected" if isinstance(error, metrika_errors.MetrikaUnexpectedResponseError)
+                "unexpected"
+                if isinstance(error, metrika_errors.MetrikaUnexpectedResponseError)
                 else "bad_request"
             )
-            self._metrika_update([
-                SQL("state = %s", const.STATE_ERROR),
-                SQL("failure_reason = %s", reason),
-                SQL("last_error = %s", message),
-                SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
-            ])
+            self._metrika_update(
+                [
+                    SQL("state = %s", const.STATE_ERROR),
+                    SQL("failure_reason = %s", reason),
+                    SQL("last_error = %s", message),
+                    SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
+                ]
+            )
 
 
 def _stops_sending(error):

@@ -34,22 +34,28 @@ class MetrikaIdentifierMixin(models.AbstractModel):
     _metrika_contact_fields = ()
 
     metrika_client_id = fields.Char(
-        string="Metrica ClientID", index="btree_not_null", copy=False,
+        string="Metrica ClientID",
+        index="btree_not_null",
+        copy=False,
         help="The visitor's Yandex Metrica ClientID (the _ym_uid cookie), digits only. It is "
-             "captured from the website; paste one that came by another channel.",
+        "captured from the website; paste one that came by another channel.",
     )
     metrika_yclid = fields.Char(
-        string="yclid", index="btree_not_null", copy=False,
+        string="yclid",
+        index="btree_not_null",
+        copy=False,
         help="The Yandex Direct click ID from the landing page address (?yclid=...).",
     )
     metrika_attribution = fields.Selection(
-        ATTRIBUTION_SELECTION, string="Attribution quality",
+        ATTRIBUTION_SELECTION,
+        string="Attribution quality",
         compute="_compute_metrika_attribution",
         help="How well Metrica can link this record to a visit: maximum with a ClientID and a "
-             "phone or e-mail, good with a ClientID only, medium with a phone or e-mail only.",
+        "phone or e-mail, good with a ClientID only, medium with a phone or e-mail only.",
     )
     metrika_conversion_count = fields.Integer(
-        string="Metrica conversions", compute="_compute_metrika_conversion_count",
+        string="Metrica conversions",
+        compute="_compute_metrika_conversion_count",
     )
 
     @api.model_create_multi
@@ -79,14 +85,24 @@ class MetrikaIdentifierMixin(models.AbstractModel):
     @api.model
     def _metrika_normalize_vals(self, vals):
         checks = (
-            ("metrika_client_id", normalize_client_id, lambda value: _(
-                "A Metrica ClientID is a number of up to 20 digits, as Metrica's getClientID "
-                "returns it; \"%s\" is not one.", value
-            )),
-            ("metrika_yclid", normalize_yclid, lambda value: _(
-                "A yclid is a number of up to 25 digits, taken from the ?yclid= parameter of the "
-                "landing page address; \"%s\" is not one.", value
-            )),
+            (
+                "metrika_client_id",
+                normalize_client_id,
+                lambda value: _(
+                    "A Metrica ClientID is a number of up to 20 digits, as Metrica's getClientID "
+                    'returns it; "%s" is not one.',
+                    value,
+                ),
+            ),
+            (
+                "metrika_yclid",
+                normalize_yclid,
+                lambda value: _(
+                    "A yclid is a number of up to 25 digits, taken from the ?yclid= parameter of the "
+                    'landing page address; "%s" is not one.',
+                    value,
+                ),
+            ),
         )
         for fname, normalize, message in checks:
             if fname in vals and vals[fname]:
@@ -164,9 +180,11 @@ class MetrikaIdentifierMixin(models.AbstractModel):
             record.metrika_client_id or record.metrika_yclid
         ):
             values.update(
-                state=const.STATE_SKIPPED, failure_reason="no_identifier",
-                last_error=_("Goal-based conversions need a ClientID or a yclid; this "
-                             "record has neither."),
+                state=const.STATE_SKIPPED,
+                failure_reason="no_identifier",
+                last_error=_(
+                    "Goal-based conversions need a ClientID or a yclid; this record has neither."
+                ),
             )
         return values
 
@@ -202,9 +220,15 @@ class MetrikaIdentifierMixin(models.AbstractModel):
 
     def _compute_metrika_conversion_count(self):
         field = self._metrika_conversion_field
-        counts = dict(self.env["metrika.conversion"].sudo()._read_group(
-            [(field, "in", self.ids)], [field], ["__count"],
-        ))
+        counts = dict(
+            self.env["metrika.conversion"]
+            .sudo()
+            ._read_group(
+                [(field, "in", self.ids)],
+                [field],
+                ["__count"],
+            )
+        )
         for record in self:
             record.metrika_conversion_count = counts.get(record._origin, 0)
 
@@ -220,18 +244,25 @@ class MetrikaIdentifierMixin(models.AbstractModel):
     def action_metrika_send_now(self):
         """Queue what is due for these records and wake the upload at once; never sends inline."""
         self._metrika_enqueue_current_state()
-        conversions = self.env["metrika.conversion"].sudo().search([
-            (self._metrika_conversion_field, "in", self.ids),
-            ("state", "in", (const.STATE_PENDING, const.STATE_ERROR)),
-        ])
+        conversions = (
+            self.env["metrika.conversion"]
+            .sudo()
+            .search(
+                [
+                    (self._metrika_conversion_field, "in", self.ids),
+                    ("state", "in", (const.STATE_PENDING, const.STATE_ERROR)),
+                ]
+            )
+        )
         conversions._metrika_reset_to_pending()
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
                 "type": "info",
-                "message": _("%s conversions will be sent to Yandex Metrica in a moment.",
-                             len(conversions)),
+                "message": _(
+                    "%s conversions will be sent to Yandex Metrica in a moment.", len(conversions)
+                ),
                 "next": {"type": "ir.actions.act_window_close"},
             },
         }

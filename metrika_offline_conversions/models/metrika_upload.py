@@ -22,15 +22,22 @@ class MetrikaUpload(models.Model):
             (const.TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
             (const.TRANSPORT_OFFLINE, "Goal-based offline conversions"),
         ],
-        required=True, readonly=True,
+        required=True,
+        readonly=True,
     )
     state = fields.Selection(
         [("sending", "Sending"), ("done", "Accepted"), ("failed", "Failed")],
-        default="sending", required=True, readonly=True,
+        default="sending",
+        required=True,
+        readonly=True,
     )
     conversion_ids = fields.Many2many(
-        "metrika.conversion", "metrika_conversion_metrika_upload_rel", "upload_id", "conversion_id",
-        string="Conversions", readonly=True,
+        "metrika.conversion",
+        "metrika_conversion_metrika_upload_rel",
+        "upload_id",
+        "conversion_id",
+        string="Conversions",
+        readonly=True,
     )
     row_count = fields.Integer(string="Rows", readonly=True)
     attachment_id = fields.Many2one("ir.attachment", string="File sent", readonly=True)
@@ -58,25 +65,34 @@ class MetrikaUpload(models.Model):
     def _metrika_attach_file(self, data):
         self.ensure_one()
         extension = "csv"
-        self.attachment_id = self.env["ir.attachment"].sudo().create({
-            "name": f"metrika_{self.transport}_{self.id}.{extension}",
-            "raw": data,
-            "mimetype": "text/csv",
-            "res_model": self._name,
-            "res_id": self.id,
-        })
+        self.attachment_id = (
+            self.env["ir.attachment"]
+            .sudo()
+            .create(
+                {
+                    "name": f"metrika_{self.transport}_{self.id}.{extension}",
+                    "raw": data,
+                    "mimetype": "text/csv",
+                    "res_model": self._name,
+                    "res_id": self.id,
+                }
+            )
+        )
 
     def _metrika_record_success(self, uploading, duration):
         self.ensure_one()
         uploading = uploading or {}
-        self.write({
-            "state": "done",
-            "http_status": 200,
-            "uploading_id": str(uploading.get("uploading_id") or uploading.get("id") or ""),
-            "validation_status": uploading.get("api_validation_status") or uploading.get("status"),
-            "response": json.dumps(uploading, ensure_ascii=False, indent=1),
-            "duration": duration,
-        })
+        self.write(
+            {
+                "state": "done",
+                "http_status": 200,
+                "uploading_id": str(uploading.get("uploading_id") or uploading.get("id") or ""),
+                "validation_status": uploading.get("api_validation_status")
+                or uploading.get("status"),
+                "response": json.dumps(uploading, ensure_ascii=False, indent=1),
+                "duration": duration,
+            }
+        )
 
     def _metrika_record_failure(self, error, duration):
         self.ensure_one()
@@ -122,13 +138,17 @@ class MetrikaUpload(models.Model):
             limit = fields.Datetime.now() - timedelta(
                 days=company.metrika_upload_retention_days or const.DEFAULT_UPLOAD_RETENTION_DAYS
             )
-            old = self.sudo().search([
-                ("company_id", "=", company.id),
-                ("create_date", "<", limit),
-                ("attachment_id", "!=", False),
-            ])
+            old = self.sudo().search(
+                [
+                    ("company_id", "=", company.id),
+                    ("create_date", "<", limit),
+                    ("attachment_id", "!=", False),
+                ]
+            )
             if old:
                 attachments = old.attachment_id
                 old.write({"attachment_id": False})
                 attachments.unlink()
-                _logger.info("Metrica: removed %s uploaded files of company %s", len(attachments), company.id)
+                _logger.info(
+                    "Metrica: removed %s uploaded files of company %s", len(attachments), company.id
+                )

@@ -32,13 +32,18 @@ class ResCompany(models.Model):
     )
     metrika_order_event = fields.Selection(
         [("confirmed", "When the order is confirmed"), ("created", "When the order is created")],
-        string="Send orders", default="confirmed", required=True,
+        string="Send orders",
+        default="confirmed",
+        required=True,
     )
     metrika_send_paid = fields.Boolean(string="Send paid orders", default=True)
     metrika_send_cancelled = fields.Boolean(string="Send cancelled orders", default=True)
     metrika_send_leads = fields.Boolean(string="Send CRM leads")
     metrika_spam_lost_reason_ids = fields.Many2many(
-        "crm.lost.reason", "res_company_metrika_spam_lost_reason_rel", "company_id", "lost_reason_id",
+        "crm.lost.reason",
+        "res_company_metrika_spam_lost_reason_rel",
+        "company_id",
+        "lost_reason_id",
         string="Lost reasons sent as spam",
     )
     metrika_transport = fields.Selection(
@@ -46,7 +51,9 @@ class ResCompany(models.Model):
             (const.TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
             (const.TRANSPORT_OFFLINE, "Goal-based offline conversions"),
         ],
-        string="Transport", default=const.TRANSPORT_SIMPLE_ORDERS, required=True,
+        string="Transport",
+        default=const.TRANSPORT_SIMPLE_ORDERS,
+        required=True,
     )
     metrika_goal_in_progress = fields.Char(string="Goal for created orders and leads")
     metrika_goal_paid = fields.Char(string="Goal for paid orders and won leads")
@@ -70,32 +77,38 @@ class ResCompany(models.Model):
         for company in self:
             value = company.metrika_counter_id
             if value and not (value.strip().isdigit() and 0 < int(value) < 2**31):
-                raise ValidationError(_(
-                    "The Metrica counter ID is the number shown in the counter's list in Yandex "
-                    "Metrica, for example 12345678; \"%s\" is not one.", value
-                ))
+                raise ValidationError(
+                    _(
+                        "The Metrica counter ID is the number shown in the counter's list in Yandex "
+                        'Metrica, for example 12345678; "%s" is not one.',
+                        value,
+                    )
+                )
 
     @api.constrains("metrika_goal_in_progress", "metrika_goal_paid", "metrika_goal_cancelled")
     def _check_metrika_goals(self):
         for company in self:
             for goal in (
-                company.metrika_goal_in_progress, company.metrika_goal_paid,
+                company.metrika_goal_in_progress,
+                company.metrika_goal_paid,
                 company.metrika_goal_cancelled,
             ):
                 if goal and GOAL_FORBIDDEN.search(goal):
-                    raise ValidationError(_(
-                        "A Metrica goal identifier cannot contain spaces or any of / \\ & # ? = \"; "
-                        "\"%s\" does. Use the identifier of a JavaScript-event goal, not its name.",
-                        goal,
-                    ))
+                    raise ValidationError(
+                        _(
+                            'A Metrica goal identifier cannot contain spaces or any of / \\ & # ? = "; '
+                            '"%s" does. Use the identifier of a JavaScript-event goal, not its name.',
+                            goal,
+                        )
+                    )
 
     @api.constrains("metrika_batch_size", "metrika_upload_retention_days")
     def _check_metrika_numbers(self):
         for company in self:
             if not 1 <= company.metrika_batch_size <= const.MAX_BATCH_SIZE:
-                raise ValidationError(_(
-                    "Conversions per upload must be between 1 and %s.", const.MAX_BATCH_SIZE
-                ))
+                raise ValidationError(
+                    _("Conversions per upload must be between 1 and %s.", const.MAX_BATCH_SIZE)
+                )
             if company.metrika_upload_retention_days < 1:
                 raise ValidationError(_("Uploaded files must be kept at least one day."))
 
@@ -104,26 +117,35 @@ class ResCompany(models.Model):
         for company in self.sudo():
             url = company.metrika_api_url
             if url and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", url):
-                raise ValidationError(_(
-                    "The Metrica API URL must be an http(s) address without a query, such as %s.",
-                    const.DEFAULT_API_URL,
-                ))
+                raise ValidationError(
+                    _(
+                        "The Metrica API URL must be an http(s) address without a query, such as %s.",
+                        const.DEFAULT_API_URL,
+                    )
+                )
 
     def write(self, vals):
         changed = self.browse()
         if any(name in vals for name in CONNECTION_FIELDS):
-            changed = self.sudo().filtered(lambda company: any(
-                (company[name] or False) != (vals[name] or False)
-                for name in CONNECTION_FIELDS if name in vals
-            ))
+            changed = self.sudo().filtered(
+                lambda company: any(
+                    (company[name] or False) != (vals[name] or False)
+                    for name in CONNECTION_FIELDS
+                    if name in vals
+                )
+            )
         result = super().write(vals)
         if changed:
             # Another token or counter: forget the old counter's time zone, and give sending
             # another chance after an authentication pause.
-            super(ResCompany, changed).write({
-                "metrika_paused": False, "metrika_pause_reason": False,
-                "metrika_counter_name": False, "metrika_counter_time_zone": False,
-            })
+            super(ResCompany, changed).write(
+                {
+                    "metrika_paused": False,
+                    "metrika_pause_reason": False,
+                    "metrika_counter_name": False,
+                    "metrika_counter_time_zone": False,
+                }
+            )
             # Rows that waited for these settings or this access go out at once.
             self.env["metrika.conversion"]._metrika_wake_companies(changed)
         return result
@@ -162,11 +184,16 @@ class ResCompany(models.Model):
         self.env.flush_all()
         try:
             with self.env.cr.savepoint(flush=False):
-                self.env.cr.execute(SQL(
-                    "UPDATE res_company SET metrika_counter_name = %s, metrika_counter_time_zone = %s "
-                    "WHERE id = %s AND metrika_counter_time_zone IS NULL",
-                    counter.get("name") or None, time_zone, company.id,
-                ), log_exceptions=False)
+                self.env.cr.execute(
+                    SQL(
+                        "UPDATE res_company SET metrika_counter_name = %s, metrika_counter_time_zone = %s "
+                        "WHERE id = %s AND metrika_counter_time_zone IS NULL",
+                        counter.get("name") or None,
+                        time_zone,
+                        company.id,
+                    ),
+                    log_exceptions=False,
+                )
         except (psycopg2.errors.SerializationFailure, psycopg2.errors.LockNotAvailable):
             _logger.info("Metrica: time zone of company %s cached by a concurrent run", company.id)
         company.invalidate_recordset(["metrika_counter_name", "metrika_counter_time_zone"])
@@ -187,24 +214,29 @@ class ResCompany(models.Model):
                 "Yandex Metrica refused the access (HTTP %(status)s: %(detail)s). Check the "
                 "counter ID, and paste a new OAuth token of an account that may edit this counter, "
                 "with the metrika:write or metrika:offline_data permission.",
-                status=error.status, detail=detail,
+                status=error.status,
+                detail=detail,
             )
         if isinstance(error, metrika_errors.MetrikaValidationError):
             return _("Yandex Metrica rejected the file: %s", "; ".join(error.errors) or detail)
         if isinstance(error, metrika_errors.MetrikaBadRequestError):
             return _(
                 "Yandex Metrica rejected the request (HTTP %(status)s): %(detail)s",
-                status=error.status, detail="; ".join(error.errors) or detail,
+                status=error.status,
+                detail="; ".join(error.errors) or detail,
             )
         if isinstance(error, metrika_errors.MetrikaQuotaError):
             return _(
                 "Yandex Metrica's request quota is used up (%(detail)s); sending resumes in "
-                "%(seconds)s seconds.", detail=detail, seconds=int(error.retry_after or 0),
+                "%(seconds)s seconds.",
+                detail=detail,
+                seconds=int(error.retry_after or 0),
             )
         if isinstance(error, metrika_errors.MetrikaServerError):
             return _(
                 "Yandex Metrica is not available right now (HTTP %(status)s); sending will be "
-                "retried.", status=error.status,
+                "retried.",
+                status=error.status,
             )
         if isinstance(error, metrika_errors.MetrikaTimeoutError):
             return _("Yandex Metrica did not answer in time; sending will be retried.")

@@ -11,9 +11,7 @@ class ResConfigSettings(models.TransientModel):
     metrika_counter_id = fields.Char(related="company_id.metrika_counter_id", readonly=False)
     metrika_token = fields.Char(related="company_id.metrika_token", readonly=False)
     metrika_api_url = fields.Char(related="company_id.metrika_api_url", readonly=False)
-    metrika_order_event = fields.Selection(
-        related="company_id.metrika_order_event", readonly=False
-    )
+    metrika_order_event = fields.Selection(related="company_id.metrika_order_event", readonly=False)
     metrika_send_paid = fields.Boolean(related="company_id.metrika_send_paid", readonly=False)
     metrika_send_cancelled = fields.Boolean(
         related="company_id.metrika_send_cancelled", readonly=False
@@ -51,12 +49,14 @@ class ResConfigSettings(models.TransientModel):
             counter = company._metrika_client().get_counter()
         except MetrikaError as error:
             raise UserError(company._metrika_error_text(error)) from None
-        company.write({
-            "metrika_paused": False,
-            "metrika_pause_reason": False,
-            "metrika_counter_name": counter.get("name") or False,
-            "metrika_counter_time_zone": counter.get("time_zone_name") or "UTC",
-        })
+        company.write(
+            {
+                "metrika_paused": False,
+                "metrika_pause_reason": False,
+                "metrika_counter_name": counter.get("name") or False,
+                "metrika_counter_time_zone": counter.get("time_zone_name") or "UTC",
+            }
+        )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -64,7 +64,7 @@ class ResConfigSettings(models.TransientModel):
                 "type": "success",
                 "title": _("Connected to Yandex Metrica"),
                 "message": _(
-                    "Counter \"%(name)s\" (%(site)s), time zone %(time_zone)s.",
+                    'Counter "%(name)s" (%(site)s), time zone %(time_zone)s.',
                     name=counter.get("name") or counter.get("id"),
                     site=counter.get("site") or "-",
                     time_zone=counter.get("time_zone_name") or "UTC",

@@ -30,7 +30,9 @@ class SaleOrder(models.Model):
         compute="_compute_metrika_identifiers", store=True, readonly=False, precompute=True
     )
     metrika_conversion_ids = fields.One2many(
-        "metrika.conversion", "sale_order_id", string="Metrica conversion log",
+        "metrika.conversion",
+        "sale_order_id",
+        string="Metrica conversion log",
         groups="metrika_offline_conversions.group_metrika_manager",
     )
 
@@ -59,8 +61,11 @@ class SaleOrder(models.Model):
         lead = self.opportunity_id
         # With leads sent too, the lead and its first order are one Metrica order: the deal
         # goes from "created" to "paid" once, instead of being counted as two orders.
-        if (lead and self._metrika_company().metrika_send_leads
-                and self.id == self._metrika_first_order_id(lead)):
+        if (
+            lead
+            and self._metrika_company().metrika_send_leads
+            and self.id == self._metrika_first_order_id(lead)
+        ):
             return f"lead-{lead.id}", lead.create_date
         return f"so-{self.id}", self.create_date or self.env.cr.now()
 
@@ -68,9 +73,12 @@ class SaleOrder(models.Model):
         # Searched, not min(lead.order_ids.ids): that one2many is filtered by the user's record
         # rules (a salesperson may not see a colleague's earlier quotation), so two quotations
         # could both claim the lead's id.
-        return self.env["sale.order"].sudo().search(
-            [("opportunity_id", "=", lead.id)], order="id", limit=1
-        ).id
+        return (
+            self.env["sale.order"]
+            .sudo()
+            .search([("opportunity_id", "=", lead.id)], order="id", limit=1)
+            .id
+        )
 
     def _metrika_revenue(self):
         return self.amount_total, self.currency_id
@@ -83,8 +91,10 @@ class SaleOrder(models.Model):
     def create(self, vals_list):
         orders = super().create(vals_list)
         created_mode = orders.filtered(
-            lambda order: order.company_id.metrika_order_event == "created"
-            and not order._metrika_is_website_cart()
+            lambda order: (
+                order.company_id.metrika_order_event == "created"
+                and not order._metrika_is_website_cart()
+            )
         )
         if created_mode:
             self.env["metrika.conversion"]._metrika_enqueue(created_mode, const.EVENT_IN_PROGRESS)
@@ -107,9 +117,12 @@ class SaleOrder(models.Model):
 
     def _metrika_enqueue_cancelled(self):
         # Metrica only hears of a cancellation for an order it was told about.
-        known = self.env["metrika.conversion"].sudo().search(
-            [("sale_order_id", "in", self.ids), ("event", "=", const.EVENT_IN_PROGRESS)]
-        ).sale_order_id
+        known = (
+            self.env["metrika.conversion"]
+            .sudo()
+            .search([("sale_order_id", "in", self.ids), ("event", "=", const.EVENT_IN_PROGRESS)])
+            .sale_order_id
+        )
         if known:
             self.env["metrika.conversion"]._metrika_enqueue(
                 self.browse(known.ids), const.EVENT_CANCELLED
@@ -123,7 +136,8 @@ class SaleOrder(models.Model):
         # Not sale's _is_paid(): it counts "authorized" transactions, money only held on the card
         # (manual capture), which may still be voided.
         captured = sum(
-            tx.amount for tx in self.transaction_ids
+            tx.amount
+            for tx in self.transaction_ids
             if tx.state == "done" and tx.operation != "validation"
         )
         if self.currency_id.compare_amounts(captured, self.amount_total) >= 0:
@@ -136,7 +150,8 @@ class SaleOrder(models.Model):
             return False
         paid = sum(
             move.amount_total if move.move_type == "out_invoice" else -move.amount_total
-            for move in invoices if move.move_type in ("out_invoice", "out_refund")
+            for move in invoices
+            if move.move_type in ("out_invoice", "out_refund")
         )
         return self.currency_id.compare_amounts(paid, self.amount_total) >= 0
 
@@ -166,8 +181,11 @@ class SaleOrder(models.Model):
     def _metrika_enqueue_current_state(self):
         conversions = self.env["metrika.conversion"]
         conversions._metrika_enqueue(
-            self.filtered(lambda order: order.state == "sale"
-                          or order.company_id.metrika_order_event == "created"),
+            self.filtered(
+                lambda order: (
+                    order.state == "sale" or order.company_id.metrika_order_event == "created"
+                )
+            ),
             const.EVENT_IN_PROGRESS,
         )
         self.filtered(lambda order: order.state == "sale")._metrika_enqueue_if_paid()

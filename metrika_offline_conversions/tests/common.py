@@ -62,33 +62,43 @@ class MetrikaCase(StandInAccessMixin, TransactionCase):
         cls.addClassCleanup(cls.api.stop)
         cls.company = cls.env.company
         cls.company.country_id = cls.env.ref("base.ru")
-        cls.company.sudo().write({
-            "metrika_enabled": True,
-            "metrika_counter_id": str(COUNTER_ID),
-            "metrika_token": TOKEN,
-            "metrika_api_url": cls.api.url,
-        })
+        cls.company.sudo().write(
+            {
+                "metrika_enabled": True,
+                "metrika_counter_id": str(COUNTER_ID),
+                "metrika_token": TOKEN,
+                "metrika_api_url": cls.api.url,
+            }
+        )
         cls.Conversion = cls.env["metrika.conversion"]
         cls.Upload = cls.env["metrika.upload"]
-        cls.partner = cls.env["res.partner"].create({
-            "name": "Ivan Petrov",
-            "email": "Ivan.Petrov@Example.ru",
-            "phone": "8 (999) 555-11-11",
-        })
-        cls.product = cls.env["product.product"].create({
-            "name": "Sofa", "list_price": 1000.0, "type": "consu",
-        })
+        cls.partner = cls.env["res.partner"].create(
+            {
+                "name": "Ivan Petrov",
+                "email": "Ivan.Petrov@Example.ru",
+                "phone": "8 (999) 555-11-11",
+            }
+        )
+        cls.product = cls.env["product.product"].create(
+            {
+                "name": "Sofa",
+                "list_price": 1000.0,
+                "type": "consu",
+            }
+        )
 
     def setUp(self):
         super().setUp()
         self.api.reset()
 
     def make_order(self, confirm=True, **values):
-        order = self.env["sale.order"].create({
-            "partner_id": self.partner.id,
-            "order_line": [(0, 0, {"product_id": self.product.id, "product_uom_qty": 1})],
-            **values,
-        })
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": self.partner.id,
+                "order_line": [(0, 0, {"product_id": self.product.id, "product_uom_qty": 1})],
+                **values,
+            }
+        )
         if confirm:
             order.action_confirm()
         return order

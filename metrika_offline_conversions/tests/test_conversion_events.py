@@ -42,14 +42,17 @@ def pending_row(record, event, status, metrika_order_id, revenue):
 
 @tagged("post_install", "-at_install")
 class TestConversionEvents(MetrikaCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.stage_new = cls.env["crm.stage"].create({"name": "Metrica: new", "sequence": 1})
-        cls.stage_won = cls.env["crm.stage"].create({
-            "name": "Metrica: won", "sequence": 2, "is_won": True,
-        })
+        cls.stage_won = cls.env["crm.stage"].create(
+            {
+                "name": "Metrica: won",
+                "sequence": 2,
+                "is_won": True,
+            }
+        )
         cls.reason_price = cls.env["crm.lost.reason"].create({"name": "Too expensive (Metrica)"})
         cls.reason_spam = cls.env["crm.lost.reason"].create({"name": "Spam (Metrica)"})
         cls.company.metrika_spam_lost_reason_ids = [Command.set(cls.reason_spam.ids)]
@@ -67,14 +70,16 @@ class TestConversionEvents(MetrikaCase):
         return pending_row(lead, event, status, f"lead-{lead.id}", lead.expected_revenue)
 
     def make_lead(self, **values):
-        return self.env["crm.lead"].create({
-            "name": "Sofa for the office",
-            "type": "opportunity",
-            "partner_id": self.partner.id,
-            "expected_revenue": 5000.0,
-            "stage_id": self.stage_new.id,
-            **values,
-        })
+        return self.env["crm.lead"].create(
+            {
+                "name": "Sofa for the office",
+                "type": "opportunity",
+                "partner_id": self.partner.id,
+                "expected_revenue": 5000.0,
+                "stage_id": self.stage_new.id,
+                **values,
+            }
+        )
 
     def cancel(self, order):
         # The button opens the cancel wizard for a confirmed order; its "Cancel" goes on here.
@@ -95,9 +100,12 @@ class TestConversionEvents(MetrikaCase):
         order.action_confirm()
         self.assertEqual(order.state, "sale")
         self.assertTrue(order.amount_total)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
         conversion = self.conversions(order)
         self.assertEqual(conversion.company_id, self.company)
         self.assertEqual(conversion.currency_id, order.currency_id)
@@ -109,9 +117,12 @@ class TestConversionEvents(MetrikaCase):
         self.company.metrika_order_event = "created"
         order = self.make_order(confirm=False)
         self.assertEqual(order.state, "draft")
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
         order.action_confirm()
         self.assertEqual(order.state, "sale")
         self.assertEqual(len(self.conversions(order)), 1, "confirming adds no second row")
@@ -122,10 +133,13 @@ class TestConversionEvents(MetrikaCase):
         order.action_draft()
         order.action_confirm()
         self.assertEqual(order.state, "sale")
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
+            ],
+        )
 
     def test_order_confirmed_again_after_a_sent_cancellation_is_queued_again(self):
         order = self.make_order()
@@ -160,37 +174,34 @@ class TestConversionEvents(MetrikaCase):
         order = self.make_order()
         existing = self.conversions(order)
         self.assertEqual(len(existing), 1)
-        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), \
-                self.env.cr.savepoint():
-            self.Conversion.create({
-                "company_id": self.company.id,
-                "sale_order_id": order.id,
-                "event": const.EVENT_IN_PROGRESS,
-                "order_status": "IN_PROGRESS",
-                "transport": const.TRANSPORT_SIMPLE_ORDERS,
-            })
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
+            self.Conversion.create(
+                {
+                    "company_id": self.company.id,
+                    "sale_order_id": order.id,
+                    "event": const.EVENT_IN_PROGRESS,
+                    "order_status": "IN_PROGRESS",
+                    "transport": const.TRANSPORT_SIMPLE_ORDERS,
+                }
+            )
             self.env.flush_all()
-        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), \
-                self.env.cr.savepoint():
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
             self.env.cr.execute(
                 "INSERT INTO metrika_conversion "
                 "(company_id, sale_order_id, event, order_status, transport, state) "
                 "VALUES (%s, %s, %s, 'IN_PROGRESS', %s, 'pending')",
-                (self.company.id, order.id, const.EVENT_IN_PROGRESS,
-                 const.TRANSPORT_SIMPLE_ORDERS),
+                (self.company.id, order.id, const.EVENT_IN_PROGRESS, const.TRANSPORT_SIMPLE_ORDERS),
             )
         self.assertEqual(self.conversions(order), existing)
         # A lead is held to the same rule.
         self.send_leads()
         lead = self.make_lead()
-        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), \
-                self.env.cr.savepoint():
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
             self.env.cr.execute(
                 "INSERT INTO metrika_conversion "
                 "(company_id, lead_id, event, order_status, transport, state) "
                 "VALUES (%s, %s, %s, 'IN_PROGRESS', %s, 'pending')",
-                (self.company.id, lead.id, const.EVENT_IN_PROGRESS,
-                 const.TRANSPORT_SIMPLE_ORDERS),
+                (self.company.id, lead.id, const.EVENT_IN_PROGRESS, const.TRANSPORT_SIMPLE_ORDERS),
             )
         self.assertEqual(len(self.conversions(lead)), 1)
 
@@ -201,10 +212,13 @@ class TestConversionEvents(MetrikaCase):
     def test_order_cancelled_after_confirmation_queues_cancelled(self):
         order = self.make_order()
         self.cancel(order)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
+            ],
+        )
 
     def test_quotation_cancelled_before_metrica_heard_of_it_queues_nothing(self):
         order = self.make_order(confirm=False)
@@ -219,20 +233,26 @@ class TestConversionEvents(MetrikaCase):
         self.cancel(order)
         (quotation | order).action_metrika_send_now()
         self.assertFalse(self.conversions(quotation))
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
+            ],
+        )
 
     def test_quotation_cancelled_in_created_mode_queues_cancelled(self):
         # In "created" mode Metrica heard of the quotation, so it hears of its end too.
         self.company.metrika_order_event = "created"
         order = self.make_order(confirm=False)
         order.action_cancel()
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
+            ],
+        )
 
     # ------------------------------------------------------------------
     # CRM leads
@@ -241,9 +261,12 @@ class TestConversionEvents(MetrikaCase):
     def test_lead_created_queues_in_progress(self):
         self.send_leads()
         lead = self.make_lead()
-        self.assertRecordValues(self.conversions(lead), [
-            self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(lead),
+            [
+                self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
         self.assertEqual(self.conversions(lead).currency_id, self.company.currency_id)
 
     def test_lead_won_by_button_queues_paid(self):
@@ -251,10 +274,13 @@ class TestConversionEvents(MetrikaCase):
         lead = self.make_lead()
         lead.action_set_won()
         self.assertTrue(lead.stage_id.is_won)
-        self.assertRecordValues(self.conversions(lead), [
-            self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.lead_row(lead, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.conversions(lead),
+            [
+                self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.lead_row(lead, const.EVENT_PAID, "PAID"),
+            ],
+        )
         # Winning again (another won stage, or the button twice) adds nothing.
         lead.action_set_won()
         lead.write({"stage_id": self.stage_won.id})
@@ -265,44 +291,60 @@ class TestConversionEvents(MetrikaCase):
         lead = self.make_lead()
         lead.write({"stage_id": self.stage_won.id})
         self.assertEqual(lead.probability, 100)
-        self.assertRecordValues(self.conversions(lead), [
-            self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.lead_row(lead, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.conversions(lead),
+            [
+                self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.lead_row(lead, const.EVENT_PAID, "PAID"),
+            ],
+        )
 
     def test_lead_lost_by_wizard_queues_cancelled(self):
         self.send_leads()
         lead = self.make_lead()
-        self.env["crm.lead.lost"].create({
-            "lead_ids": [Command.set(lead.ids)],
-            "lost_reason_id": self.reason_price.id,
-        }).action_lost_reason_apply()
+        self.env["crm.lead.lost"].create(
+            {
+                "lead_ids": [Command.set(lead.ids)],
+                "lost_reason_id": self.reason_price.id,
+            }
+        ).action_lost_reason_apply()
         self.assertFalse(lead.active)
         self.assertEqual(lead.lost_reason_id, self.reason_price)
-        self.assertRecordValues(self.conversions(lead), [
-            self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.lead_row(lead, const.EVENT_CANCELLED, "CANCELLED"),
-        ])
+        self.assertRecordValues(
+            self.conversions(lead),
+            [
+                self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.lead_row(lead, const.EVENT_CANCELLED, "CANCELLED"),
+            ],
+        )
 
     def test_lead_lost_as_spam_queues_spam(self):
         self.send_leads()
         lead = self.make_lead()
-        self.env["crm.lead.lost"].create({
-            "lead_ids": [Command.set(lead.ids)],
-            "lost_reason_id": self.reason_spam.id,
-        }).action_lost_reason_apply()
-        self.assertRecordValues(self.conversions(lead), [
-            self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.lead_row(lead, const.EVENT_CANCELLED, "SPAM"),
-        ])
+        self.env["crm.lead.lost"].create(
+            {
+                "lead_ids": [Command.set(lead.ids)],
+                "lost_reason_id": self.reason_spam.id,
+            }
+        ).action_lost_reason_apply()
+        self.assertRecordValues(
+            self.conversions(lead),
+            [
+                self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.lead_row(lead, const.EVENT_CANCELLED, "SPAM"),
+            ],
+        )
 
     def test_lead_imported_won_queues_in_progress_and_paid(self):
         self.send_leads()
         lead = self.make_lead(stage_id=self.stage_won.id)
-        self.assertRecordValues(self.conversions(lead), [
-            self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.lead_row(lead, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.conversions(lead),
+            [
+                self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.lead_row(lead, const.EVENT_PAID, "PAID"),
+            ],
+        )
 
     def test_leads_not_sent_queue_nothing(self):
         self.assertFalse(self.company.metrika_send_leads)
@@ -314,16 +356,22 @@ class TestConversionEvents(MetrikaCase):
 
     def test_lead_without_company_reads_phone_in_the_company_country(self):
         # A lead may have no company; its phone is still read with the company's country.
-        partner = self.env["res.partner"].create({
-            "name": "Phone only", "phone": "8 (999) 555-22-22",
-        })
+        partner = self.env["res.partner"].create(
+            {
+                "name": "Phone only",
+                "phone": "8 (999) 555-22-22",
+            }
+        )
         self.send_leads()
         lead = self.make_lead(partner_id=partner.id, company_id=False)
         self.assertFalse(lead.company_id)
         self.assertEqual(lead._metrika_identifiers()["phones"], ["79995552222"])
-        self.assertRecordValues(self.conversions(lead), [
-            self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(lead),
+            [
+                self.lead_row(lead, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
 
     # ------------------------------------------------------------------
     # Lead -> quotation: one Metrica order per deal
@@ -334,13 +382,19 @@ class TestConversionEvents(MetrikaCase):
         lead = self.make_lead()
         first = self.make_order(opportunity_id=lead.id)
         second = self.make_order(opportunity_id=lead.id)
-        self.assertRecordValues(self.conversions(first), [
-            self.order_row(first, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"lead-{lead.id}"),
-        ])
+        self.assertRecordValues(
+            self.conversions(first),
+            [
+                self.order_row(first, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"lead-{lead.id}"),
+            ],
+        )
         self.assertEqual(self.conversions(first).order_create_date, lead.create_date)
-        self.assertRecordValues(self.conversions(second), [
-            self.order_row(second, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"so-{second.id}"),
-        ])
+        self.assertRecordValues(
+            self.conversions(second),
+            [
+                self.order_row(second, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"so-{second.id}"),
+            ],
+        )
         # The first quotation keeps the lead's id for its later events too.
         self.cancel(first)
         self.assertEqual(
@@ -361,17 +415,26 @@ class TestConversionEvents(MetrikaCase):
         seller, colleague = self._salespeople()
         lead = self.make_lead(user_id=seller.id)
         first = self.make_order(opportunity_id=lead.id, user_id=colleague.id)
-        second = self.env["sale.order"].with_user(seller).create({
-            "partner_id": self.partner.id,
-            "opportunity_id": lead.id,
-            "order_line": [Command.create({"product_id": self.product.id})],
-        })
+        second = (
+            self.env["sale.order"]
+            .with_user(seller)
+            .create(
+                {
+                    "partner_id": self.partner.id,
+                    "opportunity_id": lead.id,
+                    "order_line": [Command.create({"product_id": self.product.id})],
+                }
+            )
+        )
         self.env.invalidate_all()  # the confirmation comes in another request
         second.action_confirm()
         self.assertEqual(self.conversions(first).metrika_order_id, f"lead-{lead.id}")
-        self.assertRecordValues(self.conversions(second), [
-            self.order_row(second, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"so-{second.id}"),
-        ])
+        self.assertRecordValues(
+            self.conversions(second),
+            [
+                self.order_row(second, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"so-{second.id}"),
+            ],
+        )
 
     def test_salesperson_confirms_a_quotation_of_a_colleagues_lead(self):
         # The opportunity belongs to a colleague, so the salesperson cannot read it; the
@@ -379,11 +442,17 @@ class TestConversionEvents(MetrikaCase):
         self.send_leads()
         seller, colleague = self._salespeople()
         lead = self.make_lead(user_id=colleague.id)
-        order = self.env["sale.order"].with_user(seller).create({
-            "partner_id": self.partner.id,
-            "opportunity_id": lead.id,
-            "order_line": [Command.create({"product_id": self.product.id})],
-        })
+        order = (
+            self.env["sale.order"]
+            .with_user(seller)
+            .create(
+                {
+                    "partner_id": self.partner.id,
+                    "opportunity_id": lead.id,
+                    "order_line": [Command.create({"product_id": self.product.id})],
+                }
+            )
+        )
         self.env.invalidate_all()
         # sale_crm's own action_confirm reads the opportunity, so the seller cannot confirm
         # it in plain Odoo either; the queueing done in the seller's transaction must still
@@ -391,17 +460,23 @@ class TestConversionEvents(MetrikaCase):
         conversions = self.Conversion.with_user(seller)
         conversions._metrika_enqueue(order, const.EVENT_IN_PROGRESS)
         conversions._metrika_flush_queue()
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"lead-{lead.id}"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS", f"lead-{lead.id}"),
+            ],
+        )
         self.assertEqual(self.conversions(order).order_create_date, lead.create_date)
 
     def test_quotation_from_opportunity_keeps_its_own_id_when_leads_are_not_sent(self):
         lead = self.make_lead()
         order = self.make_order(opportunity_id=lead.id)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
 
     def test_quotation_takes_the_leads_client_id(self):
         self.send_leads()
@@ -417,28 +492,39 @@ class TestConversionEvents(MetrikaCase):
         anonymous = self.env["res.partner"].create({"name": "Anonymous buyer"})
         order = self.make_order(partner_id=anonymous.id)
         # Confirming does not look up the customer's phone and e-mail: the upload does.
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
         self.run_cron()
         self.assertFalse(self.upload_requests(), "nothing to send, no file")
-        self.assertRecordValues(self.conversions(order), [{
-            "event": const.EVENT_IN_PROGRESS,
-            "order_status": "IN_PROGRESS",
-            "state": const.STATE_SKIPPED,
-            "revenue": order.amount_total,
-            "metrika_order_id": f"so-{order.id}",
-            "failure_reason": "no_identifier",
-        }])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                {
+                    "event": const.EVENT_IN_PROGRESS,
+                    "order_status": "IN_PROGRESS",
+                    "state": const.STATE_SKIPPED,
+                    "revenue": order.amount_total,
+                    "metrika_order_id": f"so-{order.id}",
+                    "failure_reason": "no_identifier",
+                }
+            ],
+        )
         self.assertIn(
             "Neither a ClientID nor a phone or e-mail", self.conversions(order).last_error
         )
         self.assertEqual(order.metrika_attribution, "none")
 
         order.metrika_client_id = CLIENT_ID
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
         self.assertFalse(self.conversions(order).last_error)
         self.assertEqual(order.metrika_attribution, "good")
 
@@ -468,9 +554,12 @@ class TestConversionEvents(MetrikaCase):
         self.assertEqual(self.conversions(order).state, const.STATE_SKIPPED, "no contact came")
 
         anonymous.phone = "8 (999) 555-22-22"
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
         self.run_cron()
         self.assertEqual(self.conversions(order).state, const.STATE_SENT)
         [request] = self.upload_requests()
@@ -495,10 +584,12 @@ class TestConversionEvents(MetrikaCase):
 
     def test_contact_data_does_not_bring_back_goal_based_conversions(self):
         # A goal-based conversion needs a click (a ClientID or a yclid), not a phone.
-        self.company.write({
-            "metrika_transport": const.TRANSPORT_OFFLINE,
-            "metrika_goal_in_progress": "crm_qualified_lead",
-        })
+        self.company.write(
+            {
+                "metrika_transport": const.TRANSPORT_OFFLINE,
+                "metrika_goal_in_progress": "crm_qualified_lead",
+            }
+        )
         order = self.make_order()
         self.assertEqual(self.conversions(order).state, const.STATE_SKIPPED)
         self.partner.phone = "8 (999) 555-33-33"
@@ -524,17 +615,23 @@ class TestConversionEvents(MetrikaCase):
         self.assertFalse(self.company._metrika_is_configured())
         order = self.make_order()
         self.assertEqual(order.state, "sale")
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
 
     def test_cancelled_event_switched_off(self):
         self.company.metrika_send_cancelled = False
         order = self.make_order()
         self.cancel(order)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
 
     # ------------------------------------------------------------------
     # Outbox guarantees
@@ -544,20 +641,27 @@ class TestConversionEvents(MetrikaCase):
         def broken(record, event):
             raise ValueError("the revenue is not a number")
 
-        with patch.object(type(self.env["sale.order"]), "_metrika_conversion_values", broken), \
-                mute_logger(ENQUEUE_LOGGER):
+        with (
+            patch.object(type(self.env["sale.order"]), "_metrika_conversion_values", broken),
+            mute_logger(ENQUEUE_LOGGER),
+        ):
             order = self.make_order()
             self.assertEqual(order.state, "sale")
             # The rows are written when the transaction commits (or the queue is read).
             self.env.cr.precommit.run()
-        self.assertRecordValues(self.conversions(order), [{
-            "event": const.EVENT_IN_PROGRESS,
-            "order_status": "IN_PROGRESS",
-            "state": const.STATE_ERROR,
-            "revenue": order.amount_total,
-            "metrika_order_id": f"so-{order.id}",
-            "failure_reason": "invalid_data",
-        }])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                {
+                    "event": const.EVENT_IN_PROGRESS,
+                    "order_status": "IN_PROGRESS",
+                    "state": const.STATE_ERROR,
+                    "revenue": order.amount_total,
+                    "metrika_order_id": f"so-{order.id}",
+                    "failure_reason": "invalid_data",
+                }
+            ],
+        )
         self.assertIn("the revenue is not a number", self.conversions(order).last_error)
 
     def test_enqueue_registers_the_cron_trigger_at_commit(self):
@@ -566,28 +670,44 @@ class TestConversionEvents(MetrikaCase):
         before = Trigger.search_count([("cron_id", "=", cron.id)])
         order = self.make_order()
         self.assertTrue(self.env.cr.precommit.data.get("metrika_conversion_queue"))
-        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before,
-                         "the trigger waits for the commit")
+        self.assertEqual(
+            Trigger.search_count([("cron_id", "=", cron.id)]),
+            before,
+            "the trigger waits for the commit",
+        )
         self.env.cr.precommit.run()
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before + 1)
         self.assertEqual(len(self.conversions(order)), 1, "written by the commit's precommit")
 
     def test_sales_user_queues_but_cannot_read_the_log(self):
         salesman = new_test_user(
-            self.env, login="metrika_salesman", name="Metrica salesman",
+            self.env,
+            login="metrika_salesman",
+            name="Metrica salesman",
             groups="base.group_user,sales_team.group_sale_salesman",
         )
         self.assertFalse(salesman.has_group("metrika_offline_conversions.group_metrika_manager"))
-        order = self.env["sale.order"].with_user(salesman).create({
-            "partner_id": self.partner.id,
-            "order_line": [Command.create({"product_id": self.product.id, "product_uom_qty": 2})],
-        })
+        order = (
+            self.env["sale.order"]
+            .with_user(salesman)
+            .create(
+                {
+                    "partner_id": self.partner.id,
+                    "order_line": [
+                        Command.create({"product_id": self.product.id, "product_uom_qty": 2})
+                    ],
+                }
+            )
+        )
         order.action_confirm()
         self.assertEqual(order.state, "sale")
         order = order.with_user(self.env.user)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
         with self.assertRaises(AccessError):
             self.env["metrika.conversion"].with_user(salesman).search([])
         with self.assertRaises(AccessError):
@@ -618,9 +738,14 @@ class TestPaymentEvents(MetrikaCase, AccountPaymentCommon, SaleCommon):
         return order, invoice
 
     def register_payment(self, invoice, **values):
-        wizard = self.env["account.payment.register"].with_context(
-            active_model="account.move", active_ids=invoice.ids,
-        ).create(values)
+        wizard = (
+            self.env["account.payment.register"]
+            .with_context(
+                active_model="account.move",
+                active_ids=invoice.ids,
+            )
+            .create(values)
+        )
         return wizard._create_payments()
 
     def paid_rows(self, order):
@@ -631,10 +756,13 @@ class TestPaymentEvents(MetrikaCase, AccountPaymentCommon, SaleCommon):
         self.assertFalse(self.paid_rows(order))
         self.register_payment(invoice)
         self.assertIn(invoice.payment_state, PAID_STATES)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.order_row(order, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.order_row(order, const.EVENT_PAID, "PAID"),
+            ],
+        )
 
     def test_partial_payment_is_not_paid(self):
         order, invoice = self.invoiced_order()
@@ -643,60 +771,92 @@ class TestPaymentEvents(MetrikaCase, AccountPaymentCommon, SaleCommon):
         self.assertFalse(self.paid_rows(order))
         self.register_payment(invoice)  # the rest
         self.assertIn(invoice.payment_state, PAID_STATES)
-        self.assertRecordValues(self.paid_rows(order), [
-            self.order_row(order, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.paid_rows(order),
+            [
+                self.order_row(order, const.EVENT_PAID, "PAID"),
+            ],
+        )
 
     def test_paying_twice_queues_one_paid(self):
         order, invoice = self.invoiced_order()
         payment = self.register_payment(invoice)
         receivable = payment.move_id.line_ids.filtered(
-            lambda line: line.account_id == invoice.line_ids.filtered(
-                lambda l: l.display_type == "payment_term").account_id
+            lambda line: (
+                line.account_id
+                == invoice.line_ids.filtered(lambda l: l.display_type == "payment_term").account_id
+            )
         )
         self.assertEqual(len(receivable), 1)
         receivable.remove_move_reconcile()
         self.assertEqual(invoice.payment_state, "not_paid")
         invoice.js_assign_outstanding_line(receivable.id)
         self.assertIn(invoice.payment_state, PAID_STATES)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.order_row(order, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.order_row(order, const.EVENT_PAID, "PAID"),
+            ],
+        )
 
     def test_deal_paid_by_an_accountant_without_crm_access(self):
         # Billing users may register payments but not read leads: the row is still complete.
         self.company.metrika_send_leads = True
         billing = new_test_user(
-            self.env, login="metrika_billing", name="Metrica billing",
+            self.env,
+            login="metrika_billing",
+            name="Metrica billing",
             groups="base.group_user,account.group_account_invoice",
         )
         self.assertFalse(billing.has_group("sales_team.group_sale_salesman"))
-        lead = self.env["crm.lead"].sudo().create({
-            "name": "Deal", "type": "opportunity", "partner_id": self.partner.id,
-        })
+        lead = (
+            self.env["crm.lead"]
+            .sudo()
+            .create(
+                {
+                    "name": "Deal",
+                    "type": "opportunity",
+                    "partner_id": self.partner.id,
+                }
+            )
+        )
         order = self.make_order(opportunity_id=lead.id)
         invoice = order._create_invoices()
         invoice.action_post()
         self.env.invalidate_all()  # the payment comes in another request
-        wizard = self.env["account.payment.register"].with_user(billing).with_context(
-            active_model="account.move", active_ids=invoice.ids,
-        ).create({})
+        wizard = (
+            self.env["account.payment.register"]
+            .with_user(billing)
+            .with_context(
+                active_model="account.move",
+                active_ids=invoice.ids,
+            )
+            .create({})
+        )
         wizard._create_payments()
         self.assertIn(invoice.payment_state, PAID_STATES)
-        self.assertRecordValues(self.paid_rows(order), [{
-            **self.order_row(order, const.EVENT_PAID, "PAID"),
-            "metrika_order_id": f"lead-{lead.id}",
-        }])
+        self.assertRecordValues(
+            self.paid_rows(order),
+            [
+                {
+                    **self.order_row(order, const.EVENT_PAID, "PAID"),
+                    "metrika_order_id": f"lead-{lead.id}",
+                }
+            ],
+        )
 
     def test_paid_event_switched_off(self):
         self.company.metrika_send_paid = False
         order, invoice = self.invoiced_order()
         self.register_payment(invoice)
         self.assertIn(invoice.payment_state, PAID_STATES)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+            ],
+        )
 
     def test_refunded_invoice_then_new_invoice_paid_queues_paid(self):
         # A wrong invoice, fully reversed by a credit note, must not keep the order "unpaid".
@@ -708,9 +868,12 @@ class TestPaymentEvents(MetrikaCase, AccountPaymentCommon, SaleCommon):
         second.action_post()
         self.register_payment(second)
         self.assertIn(second.payment_state, PAID_STATES)
-        self.assertRecordValues(self.paid_rows(order), [
-            self.order_row(order, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.paid_rows(order),
+            [
+                self.order_row(order, const.EVENT_PAID, "PAID"),
+            ],
+        )
 
     def test_online_payment_without_invoice_confirms_and_queues_paid(self):
         order = self.make_order(confirm=False)
@@ -726,10 +889,13 @@ class TestPaymentEvents(MetrikaCase, AccountPaymentCommon, SaleCommon):
         tx._post_process()
         self.assertEqual(order.state, "sale")
         self.assertFalse(order.invoice_ids)
-        self.assertRecordValues(self.conversions(order), [
-            self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
-            self.order_row(order, const.EVENT_PAID, "PAID"),
-        ])
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                self.order_row(order, const.EVENT_IN_PROGRESS, "IN_PROGRESS"),
+                self.order_row(order, const.EVENT_PAID, "PAID"),
+            ],
+        )
 
     def test_authorized_payment_is_not_paid(self):
         # Money only held on the card (manual capture) is not a payment yet.

@@ -11,51 +11,85 @@ class TestRecordIdentifiers(MetrikaCase):
         self.assertEqual(order.metrika_client_id, CLIENT_ID)
         order.metrika_yclid = " 6754821930114400255 "
         self.assertEqual(order.metrika_yclid, "6754821930114400255")
-        lead = self.env["crm.lead"].create({"name": "Sofa", "metrika_client_id": "16711067211040563817"})
+        lead = self.env["crm.lead"].create(
+            {"name": "Sofa", "metrika_client_id": "16711067211040563817"}
+        )
         self.assertEqual(lead.metrika_client_id, "16711067211040563817", "kept past int64 as text")
         for field, value in (
             ("metrika_client_id", "12ab34"),
             ("metrika_client_id", "123456789012345678901"),
             ("metrika_yclid", "-5"),
         ):
-            with self.subTest(field=field, value=value), self.assertRaisesRegex(ValidationError, value):
+            with (
+                self.subTest(field=field, value=value),
+                self.assertRaisesRegex(ValidationError, value),
+            ):
                 order.write({field: value})
         with self.assertRaisesRegex(ValidationError, "ClientID"):
             self.env["crm.lead"].create({"name": "Bad", "metrika_client_id": "abc"})
 
     def test_quotation_takes_the_opportunity_identifiers_without_overwriting(self):
-        lead = self.env["crm.lead"].create({
-            "name": "Sofa deal", "type": "opportunity", "partner_id": self.partner.id,
-            "metrika_client_id": CLIENT_ID, "metrika_yclid": "6754821930114400255",
-        })
+        lead = self.env["crm.lead"].create(
+            {
+                "name": "Sofa deal",
+                "type": "opportunity",
+                "partner_id": self.partner.id,
+                "metrika_client_id": CLIENT_ID,
+                "metrika_yclid": "6754821930114400255",
+            }
+        )
         made_from_lead = self.make_order(confirm=False, opportunity_id=lead.id)
-        self.assertRecordValues(made_from_lead, [{
-            "metrika_client_id": CLIENT_ID, "metrika_yclid": "6754821930114400255",
-        }])
+        self.assertRecordValues(
+            made_from_lead,
+            [
+                {
+                    "metrika_client_id": CLIENT_ID,
+                    "metrika_yclid": "6754821930114400255",
+                }
+            ],
+        )
         own = self.make_order(confirm=False, metrika_client_id="1700000000123456789")
         own.opportunity_id = lead
-        self.assertRecordValues(own, [{
-            "metrika_client_id": "1700000000123456789", "metrika_yclid": "6754821930114400255",
-        }])
+        self.assertRecordValues(
+            own,
+            [
+                {
+                    "metrika_client_id": "1700000000123456789",
+                    "metrika_yclid": "6754821930114400255",
+                }
+            ],
+        )
         linked_later = self.make_order(confirm=False)
         self.assertFalse(linked_later.metrika_client_id)
         linked_later.opportunity_id = lead
         self.assertEqual(linked_later.metrika_client_id, CLIENT_ID)
 
     def test_new_quotation_button_carries_identifiers(self):
-        lead = self.env["crm.lead"].create({
-            "name": "Sofa deal", "type": "opportunity", "partner_id": self.partner.id,
-            "metrika_client_id": CLIENT_ID,
-        })
+        lead = self.env["crm.lead"].create(
+            {
+                "name": "Sofa deal",
+                "type": "opportunity",
+                "partner_id": self.partner.id,
+                "metrika_client_id": CLIENT_ID,
+            }
+        )
         action = lead.action_new_quotation()
-        order = self.env["sale.order"].with_context(action["context"]).create({
-            "order_line": [(0, 0, {"product_id": self.product.id})],
-        })
+        order = (
+            self.env["sale.order"]
+            .with_context(action["context"])
+            .create(
+                {
+                    "order_line": [(0, 0, {"product_id": self.product.id})],
+                }
+            )
+        )
         self.assertEqual(order.metrika_client_id, CLIENT_ID)
 
     def test_attribution_quality_follows_yandex_table(self):
         nobody = self.env["res.partner"].create({"name": "Anonymous"})
-        phone_only = self.env["res.partner"].create({"name": "Caller", "mobile": "+7 912 000-00-01"})
+        phone_only = self.env["res.partner"].create(
+            {"name": "Caller", "mobile": "+7 912 000-00-01"}
+        )
         cases = (
             (self.partner, CLIENT_ID, "maximum"),
             (nobody, CLIENT_ID, "good"),
@@ -64,7 +98,9 @@ class TestRecordIdentifiers(MetrikaCase):
             (nobody, False, "none"),
         )
         for partner, client_id, quality in cases:
-            order = self.make_order(confirm=False, partner_id=partner.id, metrika_client_id=client_id)
+            order = self.make_order(
+                confirm=False, partner_id=partner.id, metrika_client_id=client_id
+            )
             with self.subTest(partner=partner.name, client_id=client_id):
                 self.assertEqual(order.metrika_attribution, quality)
         lead = self.env["crm.lead"].create({"name": "Web form", "email_from": "Not an e-mail"})
@@ -76,18 +112,23 @@ class TestRecordIdentifiers(MetrikaCase):
 
     def test_phone_and_email_normalised_with_company_country(self):
         order = self.make_order(confirm=False, metrika_client_id=CLIENT_ID)
-        self.assertEqual(order._metrika_identifiers(), {
-            "client_ids": [CLIENT_ID],
-            "yclids": [],
-            "emails": ["ivan.petrov@example.ru"],
-            "phones": ["79995551111"],
-        })
+        self.assertEqual(
+            order._metrika_identifiers(),
+            {
+                "client_ids": [CLIENT_ID],
+                "yclids": [],
+                "emails": ["ivan.petrov@example.ru"],
+                "phones": ["79995551111"],
+            },
+        )
 
     def test_smart_button_lists_the_record_conversions(self):
         order = self.make_order(metrika_client_id=CLIENT_ID)
         self.assertEqual(order.metrika_conversion_count, 1)
         action = order.action_metrika_conversions()
-        self.assertEqual(self.env["metrika.conversion"].search(action["domain"]), self.conversions(order))
+        self.assertEqual(
+            self.env["metrika.conversion"].search(action["domain"]), self.conversions(order)
+        )
 
     def test_send_now_queues_and_wakes_the_upload_without_sending(self):
         order = self.make_order(metrika_client_id=CLIENT_ID)

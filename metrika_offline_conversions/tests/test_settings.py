@@ -15,13 +15,18 @@ class TestSettings(MetrikaCase):
             settings.metrika_goal_paid = "crm_paid"
             settings.metrika_send_leads = True
             settings.metrika_hash_identifiers = True
-        self.assertRecordValues(self.company, [{
-            "metrika_counter_id": "87654321",
-            "metrika_transport": "offline_conversions",
-            "metrika_goal_paid": "crm_paid",
-            "metrika_send_leads": True,
-            "metrika_hash_identifiers": True,
-        }])
+        self.assertRecordValues(
+            self.company,
+            [
+                {
+                    "metrika_counter_id": "87654321",
+                    "metrika_transport": "offline_conversions",
+                    "metrika_goal_paid": "crm_paid",
+                    "metrika_send_leads": True,
+                    "metrika_hash_identifiers": True,
+                }
+            ],
+        )
 
     def test_invalid_settings_are_refused_with_a_reason(self):
         for values, words in (
@@ -67,7 +72,8 @@ class TestSettings(MetrikaCase):
             self.env, "metrika_salesman", groups="sales_team.group_sale_salesman_all_leads"
         )
         manager = new_test_user(
-            self.env, "metrika_operator",
+            self.env,
+            "metrika_operator",
             groups="sales_team.group_sale_salesman,metrika_offline_conversions.group_metrika_manager",
         )
         for user in (salesman, manager):
@@ -80,14 +86,22 @@ class TestSettings(MetrikaCase):
     def test_changing_the_token_resumes_paused_sending(self):
         company = self.company.sudo()
         company._metrika_pause("refused")
-        company.write({"metrika_counter_name": "Old", "metrika_counter_time_zone": "Asia/Yekaterinburg"})
+        company.write(
+            {"metrika_counter_name": "Old", "metrika_counter_time_zone": "Asia/Yekaterinburg"}
+        )
         company.metrika_send_leads = True
         self.assertTrue(company.metrika_paused, "unrelated settings keep the pause")
         company.metrika_token = "another-token"
-        self.assertRecordValues(company, [{
-            "metrika_paused": False, "metrika_pause_reason": False,
-            "metrika_counter_time_zone": False,
-        }])
+        self.assertRecordValues(
+            company,
+            [
+                {
+                    "metrika_paused": False,
+                    "metrika_pause_reason": False,
+                    "metrika_counter_time_zone": False,
+                }
+            ],
+        )
 
     def test_neutralization_wipes_token_and_disables_sending(self):
         queries = list(get_neutralization_queries(["metrika_offline_conversions"]))
@@ -96,7 +110,9 @@ class TestSettings(MetrikaCase):
         for query in queries:
             self.env.cr.execute(query)
         self.company.invalidate_recordset()
-        self.assertRecordValues(self.company.sudo(), [{"metrika_token": False, "metrika_enabled": False}])
+        self.assertRecordValues(
+            self.company.sudo(), [{"metrika_token": False, "metrika_enabled": False}]
+        )
 
     @mute_logger("odoo.addons.metrika_offline_conversions.models.res_company")
     def test_token_never_shown_in_error_texts(self):

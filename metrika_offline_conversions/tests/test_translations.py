@@ -19,9 +19,12 @@ class TestRussianTranslation(TransactionCase):
 
     def test_every_user_facing_string_has_a_russian_translation(self):
         # What Odoo itself would export for translation from the installed module.
-        sources = {source for _m, _t, _n, _r, source, _v, _c in TranslationModuleReader(
-            self.env.cr, modules=[MODULE]
-        )}
+        sources = {
+            source
+            for _m, _t, _n, _r, source, _v, _c in TranslationModuleReader(
+                self.env.cr, modules=[MODULE]
+            )
+        }
         translated = {entry.msgid for entry in self.po if entry.msgstr and not entry.fuzzy}
         self.assertGreater(len(sources), 100)
         self.assertEqual(sorted(sources - translated), [])
@@ -30,7 +33,8 @@ class TestRussianTranslation(TransactionCase):
         for entry in self.po:
             with self.subTest(msgid=entry.msgid[:60]):
                 self.assertEqual(
-                    sorted(PLACEHOLDER.findall(entry.msgstr)), sorted(PLACEHOLDER.findall(entry.msgid))
+                    sorted(PLACEHOLDER.findall(entry.msgstr)),
+                    sorted(PLACEHOLDER.findall(entry.msgid)),
                 )
 
     def test_russian_is_served_to_users(self):

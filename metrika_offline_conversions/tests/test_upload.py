@@ -775,9 +775,16 @@ class TestUpload(MetrikaCase):
         self.api.fail_next("drop", path="offline_conversions/upload", accept=accepted)
         self.run_cron()
         lost = self.uploads()
-        self.assertRecordValues(conversion, [{
-            "state": "pending", "failure_reason": "network", "unconfirmed_upload_id": lost.id,
-        }])
+        self.assertRecordValues(
+            conversion,
+            [
+                {
+                    "state": "pending",
+                    "failure_reason": "network",
+                    "unconfirmed_upload_id": lost.id,
+                }
+            ],
+        )
         self.assertEqual(self.posts(OFFLINE_PATH)[0].query["comment"], f"Odoo upload {lost.id}")
         self.make_due(conversion)
         self.run_cron()
@@ -805,12 +812,20 @@ class TestUpload(MetrikaCase):
                 raise KeyError("boom")
             return original(conversion, identifiers)
 
-        with patch.object(type(self.Conversion), "_metrika_simple_order", simple_order), \
-                self.assertLogs(ADDON_LOGGER, level="ERROR"):
+        with (
+            patch.object(type(self.Conversion), "_metrika_simple_order", simple_order),
+            self.assertLogs(ADDON_LOGGER, level="ERROR"),
+        ):
             self.run_cron()
-        self.assertRecordValues(self.conversions(broken), [{
-            "state": "error", "failure_reason": "unexpected",
-        }])
+        self.assertRecordValues(
+            self.conversions(broken),
+            [
+                {
+                    "state": "error",
+                    "failure_reason": "unexpected",
+                }
+            ],
+        )
         self.assertIn("KeyError", self.conversions(broken).last_error)
         self.assertRecordValues(self.conversions(fine), [{"state": "sent"}])
 
