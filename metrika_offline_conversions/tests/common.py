@@ -110,8 +110,16 @@ class MetrikaCase(StandInAccessMixin, TransactionCase):
     def upload_requests(self):
         return [request for request in self.api.requests if request.method == "POST"]
 
-    def run_cron(self):
-        return self.Conversion._cron_upload()
+    def run_cron(self, calls=10):
+        """Run the upload cron as Odoo's scheduler does: called again at once while it reports
+        work done and work left, up to ten calls a run. Returns the work done."""
+        total = 0
+        for _call in range(calls):
+            done = self.Conversion._cron_upload()
+            total += done
+            if not done or not self.Conversion._metrika_due_count():
+                break
+        return total
 
     def pending(self):
         return self.Conversion.search([("state", "=", const.STATE_PENDING)])
