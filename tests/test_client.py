@@ -477,10 +477,17 @@ def test_wrong_token_is_auth_error(make_client):
     assert "wrong-token" not in str(err) and "wrong-token" not in repr(err)
 
 
-def test_unknown_counter_is_access_denied(make_client):
+def test_unknown_counter_is_not_found(make_client):
     client = make_client(counter_id=999)
-    with pytest.raises(MetrikaAuthError) as info:
+    with pytest.raises(MetrikaBadRequestError) as info:
         client.upload_simple_orders(SIMPLE_ORDERS)
+    assert (info.value.status, info.value.error_type) == (404, "not_found")
+
+
+def test_counter_without_access_is_access_denied(api, make_client):
+    api.deny_access(12345)
+    with pytest.raises(MetrikaAuthError) as info:
+        make_client().upload_simple_orders(SIMPLE_ORDERS)
     assert (info.value.status, info.value.error_type) == (403, "access_denied")
 
 
