@@ -447,8 +447,8 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_trigger_at(self, when):
-        """Wake the cron at ``when`` (a retry or a check that falls due), unless a trigger at or
-        before then is already waiting."""
+        """Wake the cron at ``when`` (a retry or a check that falls due), unless a trigger for
+        about that time is already waiting (Odoo's triggers are precise to a minute anyway)."""
         cron = self.env.ref(const.CRON_XMLID, raise_if_not_found=False)
         if not cron:
             return
@@ -457,7 +457,7 @@ class MetrikaConversion(models.Model):
                 "SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at > %s "
                 "AND call_at <= %s LIMIT 1",
                 cron.id,
-                fields.Datetime.now(),
+                max(fields.Datetime.now(), when - timedelta(seconds=30)),
                 when,
             )
         )

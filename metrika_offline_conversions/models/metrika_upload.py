@@ -7,6 +7,7 @@ from odoo import _, api, fields, models
 
 from .. import const
 from ..metrika_core import errors as metrika_errors
+from ..metrika_core.client import offline_upload_comment
 from ..tools import metrika_messages
 
 _logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class MetrikaUpload(models.Model):
     def _metrika_new_reference(self):
         """A comment Metrica accepts (Latin letters and digits) and no other upload has, in this
         database or any other sending to the same counter (a staging copy, a second Odoo)."""
-        return "Odoo" + uuid.uuid4().hex[:24]
+        return offline_upload_comment(uuid.uuid4().hex[:24])
 
     def _metrika_open_rows(self):
         """The conversions still held by this upload (being sent, or waiting for its answer)."""

@@ -103,6 +103,30 @@ class MetrikaCase(StandInAccessMixin, TransactionCase):
             order.action_confirm()
         return order
 
+    def make_orders(self, count, **values):
+        partners = self.env["res.partner"].create(
+            [
+                {
+                    "name": f"Customer {index}",
+                    "email": f"customer{index}@example.ru",
+                    "phone": f"+7 999 100-{index // 100:02d}-{index % 100:02d}",
+                }
+                for index in range(count)
+            ]
+        )
+        orders = self.env["sale.order"].create(
+            [
+                {
+                    "partner_id": partner.id,
+                    "order_line": [(0, 0, {"product_id": self.product.id, "product_uom_qty": 1})],
+                    **values,
+                }
+                for partner in partners
+            ]
+        )
+        orders.action_confirm()
+        return orders
+
     def conversions(self, record):
         field = "sale_order_id" if record._name == "sale.order" else "lead_id"
         return self.Conversion.search([(field, "in", record.ids)], order="id")

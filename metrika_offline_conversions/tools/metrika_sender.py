@@ -22,14 +22,13 @@ import time
 from datetime import timedelta, timezone
 from decimal import Decimal
 
-import psycopg2.errors
 
-from odoo import _, fields
+from odoo import fields
 from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import errors as metrika_errors
-from ..metrika_core import formats
+from ..metrika_core import formats, outcomes
 from . import metrika_messages
 
 _logger = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ class UploadSender:
             conversion._metrika_mark_final(
                 const.STATE_ERROR,
                 const.REASON_INVALID_DATA,
-                _("Metrica would refuse this conversion: %s", reason),
+                self.env._("Metrica would refuse this conversion: %s", reason),
             )
 
     @staticmethod
@@ -140,23 +139,25 @@ def _aware(value):
 
 SKIP_MESSAGES = {
     const.REASON_NO_IDENTIFIER: lambda sender: sender.no_identifier_message(),
-    const.REASON_NO_GOAL: lambda sender: _("No Metrica goal is set in Settings for this event."),
-    const.REASON_LINK_WINDOW: lambda sender: _(
+    const.REASON_NO_GOAL: lambda sender: sender.env._(
+        "No Metrica goal is set in Settings for this event."
+    ),
+    const.REASON_LINK_WINDOW: lambda sender: sender.env._(
         "Metrica links a new CRM order to a visit only within %s days of the order's creation "
         "date; this order was created earlier. To send long sales cycles in time, choose to send "
         "orders when they are created in Settings.",
         const.CRM_NEW_ORDER_LINK_DAYS,
     ),
-    const.REASON_UPDATE_WINDOW: lambda sender: _(
+    const.REASON_UPDATE_WINDOW: lambda sender: sender.env._(
         "Metrica changes an order it linked for %s days after the visit only; this order is older.",
         const.CRM_LINKED_ORDER_UPDATE_DAYS,
     ),
-    const.REASON_VISIT_WINDOW: lambda sender: _(
+    const.REASON_VISIT_WINDOW: lambda sender: sender.env._(
         "Metrica adds a goal-based conversion to a visit at most %s days old; this conversion "
         "happened earlier.",
         const.OFFLINE_VISIT_WINDOW_DAYS,
     ),
-    const.REASON_RECORD_DELETED: lambda sender: _(
+    const.REASON_RECORD_DELETED: lambda sender: sender.env._(
         "The lead or sale order was deleted before it could be sent."
     ),
 }
@@ -168,10 +169,9 @@ class SimpleOrdersSender(UploadSender):
     method = const.TRANSPORT_SIMPLE_ORDERS
 
     def no_identifier_message(self):
-        return _("Neither a ClientID nor a phone or e-mail is known for this record.")
+        return self.env._("Neither a ClientID nor a phone or e-mail is known for this record.")
 
     def prepare(self, conversions):
-        time_zone = self.company._metrika_counter_time_zone(self.client)
         now = fields.Datetime.now()
         latest, already_sent = self._orders_state(conversions)
         skipped = {}
@@ -204,6 +204,8 @@ class SimpleOrdersSender(UploadSender):
         if not orders:
             return None
         groups = list(orders.values())
+        # Read once from Metrica (then kept on the company): only when something goes.
+        time_zone = self.company._metrika_counter_time_zone(self.client)
         built = formats.build_simple_orders_file(
             [order for order, _rows in groups],
             time_zone,
@@ -215,9 +217,8 @@ class SimpleOrdersSender(UploadSender):
         if not built.data:
             return None
         accepted = self.Conversion.browse()
-        for index, (_order, rows) in enumerate(groups):
-            if index not in built.rejected:
-                accepted |= rows
+        for index in _written(built, len(groups)):
+            accepted |= groups[index][1]
         return PreparedFile(built.data, accepted, built.row_count)
 
     def _orders_state(self, conversions):
@@ -260,7 +261,7 @@ class SimpleOrdersSender(UploadSender):
 
     def record_success(self, upload, prepared, answer, duration):
         upload._metrika_record_answer(answer, duration, const.UPLOAD_ACCEPTED)
-        upload.result_summary = _(
+        upload.result_summary = self.env._(
             "%(count)s orders accepted (validation %(status)s). Metrica does not report which "
             "orders it linked to visits.",
             count=prepared.row_count,
@@ -274,7 +275,7 @@ class SimpleOrdersSender(UploadSender):
                 {
                     "state": const.UPLOAD_LOST,
                     "settle_after": False,
-                    "result_summary": _(
+                    "result_summary": self.env._(
                         "The answer was lost; the orders are sent again (Metrica replaces an "
                         "order it already has, so nothing is counted twice)."
                     ),
@@ -291,7 +292,9 @@ class OfflineConversionsSender(UploadSender):
     COLUMNS = ("ClientId", "Yclid")
 
     def no_identifier_message(self):
-        return _("Goal-based conversions need a ClientID or a yclid; this record has neither.")
+        return self.env._(
+            "Goal-based conversions need a ClientID or a yclid; this record has neither."
+        )
 
     def _goals(self):
         company = self.company
@@ -356,7 +359,7 @@ class OfflineConversionsSender(UploadSender):
             )
             if built.data:
                 accepted = self.Conversion.browse(
-                    pairs[index][0].id for index in range(len(pairs)) if index not in built.rejected
+                    pairs[index][0].id for index in _written(built, len(pairs))
                 )
                 accepted._metrika_note_goal(goals)
                 return PreparedFile(built.data, accepted, built.row_count)
@@ -384,20 +387,20 @@ class OfflineConversionsSender(UploadSender):
             upload.write(
                 {
                     "next_poll_at": False,
-                    "result_summary": _("Metrica refused every row of this file."),
+                    "result_summary": self.env._("Metrica refused every row of this file."),
                 }
             )
             rows._metrika_mark_final(
                 const.STATE_ERROR,
                 const.REASON_REFUSED,
-                _(
+                self.env._(
                     "Metrica refused every row of its file (a goal, date or identifier it does "
                     "not accept); see the upload."
                 ),
             )
             return
         if accepted is not None and accepted < received:
-            upload.result_summary = _(
+            upload.result_summary = self.env._(
                 "%(refused)s of %(received)s rows refused by Metrica; the others are being "
                 "processed.",
                 refused=received - accepted,
@@ -405,7 +408,7 @@ class OfflineConversionsSender(UploadSender):
             )
             rows._metrika_mark_sent(
                 const.RESULT_PARTLY_REFUSED,
-                _(
+                self.env._(
                     "Metrica refused %(refused)s of the %(received)s rows of this file (it does "
                     "not say which).",
                     refused=received - accepted,
@@ -413,7 +416,9 @@ class OfflineConversionsSender(UploadSender):
                 ),
             )
             return
-        upload.result_summary = _("%s rows accepted; Metrica is processing them.", received)
+        upload.result_summary = self.env._(
+            "%s rows accepted; Metrica is processing them.", received
+        )
         rows._metrika_mark_sent(const.RESULT_PROCESSING)
 
     def settle(self, uploads):
@@ -422,9 +427,7 @@ class OfflineConversionsSender(UploadSender):
             uploading = found.get(upload.comment)
             rows = upload._metrika_open_rows()
             if uploading:
-                _logger.info(
-                    "Metrica upload %s was stored although its answer was lost", upload.id
-                )
+                _logger.info("Metrica upload %s was stored although its answer was lost", upload.id)
                 self.record_success(
                     upload, PreparedFile(None, rows, upload.row_count), uploading, upload.duration
                 )
@@ -433,7 +436,7 @@ class OfflineConversionsSender(UploadSender):
                 {
                     "state": const.UPLOAD_LOST,
                     "settle_after": False,
-                    "result_summary": _(
+                    "result_summary": self.env._(
                         "Metrica did not store this file (its reference is not among the "
                         "counter's uploads); its rows are sent again."
                     ),
@@ -446,7 +449,7 @@ class OfflineConversionsSender(UploadSender):
         now = fields.Datetime.now()
         for upload in uploads:
             uploading = self.client.get_offline_uploading(int(upload.uploading_id))
-            outcome = formats.offline_uploading_outcome(uploading)
+            outcome = outcomes.offline_uploading_outcome(uploading)
             upload.write(upload._metrika_uploading_counts(uploading))
             rows = upload.conversion_ids.filtered(lambda c, u=upload: c.upload_id == u)
             if outcome.is_final:
@@ -456,7 +459,7 @@ class OfflineConversionsSender(UploadSender):
                     {
                         "state": const.UPLOAD_PROCESSING_TIMEOUT,
                         "next_poll_at": False,
-                        "result_summary": _(
+                        "result_summary": self.env._(
                             "Metrica had not processed this file %(hours)s hours after it was "
                             "sent (status %(status)s); whether its rows were linked is unknown.",
                             hours=const.PROCESSING_DEADLINE_HOURS,
@@ -475,20 +478,22 @@ class OfflineConversionsSender(UploadSender):
         reasons = []
         if outcome.user_not_found_quantity:
             reasons.append(
-                _(
+                self.env._(
                     "%s ClientIDs or yclids unknown to Metrica (no visit within the window)",
                     outcome.user_not_found_quantity,
                 )
             )
         if outcome.goal_not_found_quantity:
-            reasons.append(_("%s goals not found on the counter", outcome.goal_not_found_quantity))
+            reasons.append(
+                self.env._("%s goals not found on the counter", outcome.goal_not_found_quantity)
+            )
         why = "; ".join(reasons)
         if outcome.succeeded and accepted and linked >= accepted:
             state, result = const.UPLOAD_PROCESSED, const.RESULT_LINKED
-            summary = _("Processed: all %s rows linked to visits.", linked)
+            summary = self.env._("Processed: all %s rows linked to visits.", linked)
         elif outcome.succeeded and linked:
             state, result = const.UPLOAD_PROCESSED, const.RESULT_PARTLY_LINKED
-            summary = _(
+            summary = self.env._(
                 "Processed: %(linked)s of %(accepted)s rows linked to visits. %(why)s",
                 linked=linked,
                 accepted=accepted,
@@ -496,13 +501,23 @@ class OfflineConversionsSender(UploadSender):
             )
         else:
             state, result = const.UPLOAD_NOT_LINKED, const.RESULT_NOT_LINKED
-            summary = _(
+            summary = self.env._(
                 "Metrica could not link these conversions to visits (%(status)s). %(why)s",
                 status=outcome.status,
                 why=why,
             )
         upload.write({"state": state, "next_poll_at": False, "result_summary": summary.strip()})
         rows._metrika_mark_result(result, upload.result_summary)
+
+
+def _written(built, count):
+    """Indexes of the input rows the file carries: written, or replaced by a later row with the
+    same key that was written in their place."""
+    return [
+        index
+        for index in range(count)
+        if index not in built.rejected and built.superseded.get(index, index) not in built.rejected
+    ]
 
 
 def _crm_window_closed(conversion, already_sent, now):
@@ -545,7 +560,7 @@ class UploadRun:
 
     def _client(self, company, rows=None):
         """The company's client, or None with the rows told why (settings to complete)."""
-        settings_message = _(
+        settings_message = self.env._(
             "Set the Metrica counter ID and OAuth token in Settings to send conversions."
         )
         if not company._metrika_is_configured():
@@ -560,7 +575,7 @@ class UploadRun:
             if rows:
                 rows._metrika_mark_waiting(
                     const.REASON_SETTINGS,
-                    _(
+                    self.env._(
                         "The Metrica settings cannot be used (%(reason)s). %(hint)s",
                         reason=err,
                         hint=settings_message,
@@ -679,7 +694,7 @@ class UploadRun:
                 batch._metrika_mark_final(
                     const.STATE_ERROR,
                     const.REASON_UNEXPECTED,
-                    _(
+                    self.env._(
                         "Sending failed on an unexpected error (%s); see the server log, then "
                         "resend.",
                         type(err).__name__,
@@ -704,7 +719,9 @@ class UploadRun:
                 upload._metrika_record_failure(
                     error,
                     time.monotonic() - started,
-                    state=const.UPLOAD_UNCONFIRMED if self._maybe_stored(method, error) else None,
+                    state=const.UPLOAD_UNCONFIRMED
+                    if self._maybe_stored(method, error)
+                    else const.UPLOAD_FAILED,
                 )
                 self._record_failure(company, method, upload, prepared.conversions, error)
             else:
@@ -761,6 +778,10 @@ class UploadRun:
             # Not the rows' fault: they wait, untouched, until an administrator fixes it.
             self._pause(company, error, upload)
             rows._metrika_mark_waiting(reason, message)
+            # The company's other rows wait for the same fix, and say so.
+            self.Conversion._metrika_postpone_due(
+                company, method, reason, message, fields.Datetime.now()
+            )
             return
         if not error.retryable:
             rows._metrika_mark_final(const.STATE_ERROR, reason, message, attempted=True)
