@@ -90,6 +90,13 @@ def test_settings_error_is_final_never_accepted_and_keeps_metricas_errors():
         # about the content: this upload only
         (400, body(("invalid_parameter", "bad value")), MetrikaBadRequestError),
         (400, body(("invalid_parameter", "bad", "order_statuses[0]")), MetrikaBadRequestError),
+        (
+            400,
+            body(("invalid_parameter", "bad", "order_statuses[0].type")),
+            MetrikaBadRequestError,
+        ),
+        (400, body(("invalid_parameter", "bad", "path:counterId")), MetrikaSettingsError),
+        (400, body(("invalid_parameter", "bad", "colour")), MetrikaBadRequestError),
         (400, body(("invalid_parameter", "bad", "file")), MetrikaBadRequestError),
         (400, body(("invalid_uploading", "DateTime is in the future")), MetrikaBadRequestError),
         (400, body(("invalid_json", "not JSON")), MetrikaBadRequestError),

@@ -9,7 +9,7 @@ from metrika_core.client import (
     is_allowed_comment_character,
     offline_upload_comment,
 )
-from metrika_core.errors import UploadCommentError
+from metrika_core.errors import MetrikaError, UploadCommentError
 
 OFFLINE = b"ClientId,Target,DateTime\n133591247640966458,crm_deal_won,1481718166\n"
 
@@ -178,3 +178,22 @@ def test_upload_refuses_a_comment_metrica_does_not_allow_before_sending(api, cli
     assert uploading["comment"] == "OdooUpload12"
     assert api.requests[-1].query["comment"] == "OdooUpload12"
     assert client.upload_offline_conversions(OFFLINE)["comment"] is None
+
+
+# ------------------------------------------------------------------ the lost answer, end to end
+
+
+@pytest.mark.parametrize("kind", ["drop", 504])
+def test_an_upload_whose_answer_was_lost_is_found_on_a_later_page(api, client, kind):
+    upload_many(client, 4)
+    comment = offline_upload_comment(5)
+    api.fail_next(kind, accept=True, path="/offline_conversions/upload")
+    with pytest.raises(MetrikaError) as info:
+        client.upload_offline_conversions(OFFLINE, comment=comment)
+    assert info.value.maybe_accepted and info.value.retryable
+    api.max_page_size = 2
+    api.list_order = "oldest"
+    found = client.find_offline_uploadings([comment, offline_upload_comment(6)])
+    assert list(found) == [comment] and found[comment]["line_quantity"] == 1
+    assert [offset for _, offset in list_requests(api)] == [0, 2, 4, 5]
+    assert api.stats()["offline"]["rows_stored"] == 5  # stored once: nothing to send again

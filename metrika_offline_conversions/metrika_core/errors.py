@@ -487,18 +487,23 @@ def _quota_retry_after(error_types, now):
     return max(waits)
 
 
+# A location that is a parameter's bare name, optionally "query." / "path." first.
+_PARAMETER_LOCATION_RE = re.compile(r"(?:(?:query|path)[.:])?([a-z_]+)")
+
+
 def _is_request_level(errors):
     """True when one of Metrica's errors (dicts of its body) is about the request, not the file."""
     for item in errors:
         error_type = item.get("error_type")
+        if error_type not in REQUEST_LEVEL_ERROR_TYPES:
+            continue
         if error_type == "missing_parameter":
             return True
-        if error_type == "invalid_parameter":
-            # The location's last name: "merge_mode", "query.merge_mode" → merge_mode;
-            # "order_statuses[0]" (the body) → order_statuses.
-            names = re.findall(r"[a-z_]+", str(item.get("location") or "").lower())
-            if names and names[-1] in REQUEST_PARAMETERS:
-                return True
+        # "merge_mode", "query.merge_mode" name a parameter; "order_statuses[0].type" (a field
+        # of the body) and no location at all do not.
+        match = _PARAMETER_LOCATION_RE.fullmatch(str(item.get("location") or "").strip().lower())
+        if match and match.group(1) in REQUEST_PARAMETERS:
+            return True
     return False
 
 
