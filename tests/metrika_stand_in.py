@@ -16,7 +16,7 @@ the stand-in does not know gives 404 ``not_found``)::
     GET  /management/v1/counter/{id}                                → {"counter": {...}}
     GET  /management/v1/counter/{id}/goals                          → {"goals": [...]}
     POST /management/v1/counter/{id}/offline_conversions/upload     → {"uploading": {"id": N, "status": "UPLOADED"…}}
-    GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]} (``list_order``)
+    GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]}
     GET  /management/v1/counter/{id}/offline_conversions/uploading/{uid}
     POST /cdp/api/v1/counter/{id}/data/simple_orders                → {"uploading": {"uploading_id": ..., ...}}
     POST /cdp/api/v1/counter/{id}/data/{contacts|orders}/{csv|json}

@@ -94,10 +94,13 @@ def test_a_server_ignoring_offset_does_not_loop_forever(api, client):
     assert len(list_requests(api)) == 2  # the second page brought nothing new
 
 
-def test_page_size_must_be_positive(client):
+def test_page_size_must_be_positive_and_comments_a_collection(api, client):
     for bad in (0, -1, 1.5, True, "10"):
         with pytest.raises(ValueError):
             client.find_offline_uploadings(["OdooUpload1"], page_size=bad)
+    with pytest.raises(TypeError):
+        client.find_offline_uploadings("OdooUpload1")
+    assert api.requests == []
 
 
 # ------------------------------------------------------------------ comments

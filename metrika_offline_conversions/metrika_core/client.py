@@ -16,8 +16,9 @@ and the injectable ``sleep``. They are applied
 An upload that timed out on read, lost its connection or got a 5xx is *not* re-posted here: the
 caller (the Odoo cron) first looks for it with :meth:`MetrikaClient.find_cdp_uploading` /
 :meth:`MetrikaClient.find_offline_uploadings` (every page of the uploadings list, by the unique
-comment :func:`offline_upload_comment` builds) and re-sends only when it is not there. A retry whose wait exceeds ``max_retry_sleep`` (e.g. a daily
-quota) is not slept through either: the error is raised for the caller to reschedule.
+comment :func:`offline_upload_comment` builds) and re-sends only when it is not there. A retry
+whose wait exceeds ``max_retry_sleep`` (e.g. a daily quota) is not slept through either: the error
+is raised for the caller to reschedule.
 
 The OAuth token is sent only in the ``Authorization: OAuth <token>`` header: never in a URL, a log
 line, an error text or ``repr()``.
@@ -569,6 +570,8 @@ class MetrikaClient:
         """
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ValueError("page_size must be a positive integer")
+        if isinstance(comments, str):  # one comment would be looked for letter by letter
+            raise TypeError("comments must be a collection of comments, not one string")
         wanted = {comment for comment in comments if comment}
         found = {}
         seen_ids = set()

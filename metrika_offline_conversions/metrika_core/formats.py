@@ -790,8 +790,8 @@ def _simple_order_rows(orders, indexes, tz, hashed, rejected, row_indexes):
 
             if not (client_ids or emails or phones):
                 raise UploadDataError(
-                    "simple order %r has no identifier: it needs at least one client id, e-mail or phone"
-                    % row_id,
+                    "simple order %r has no identifier: "
+                    "it needs at least one client id, e-mail or phone" % row_id,
                     row_id,
                 )
 
