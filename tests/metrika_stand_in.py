@@ -16,7 +16,7 @@ the stand-in does not know gives 404 ``not_found``)::
     GET  /management/v1/counter/{id}                                → {"counter": {...}}
     GET  /management/v1/counter/{id}/goals                          → {"goals": [...]}
     POST /management/v1/counter/{id}/offline_conversions/upload     → {"uploading": {"id": N, "status": "UPLOADED"…}}
-    GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]} (``list_order``)
+    GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]}
     GET  /management/v1/counter/{id}/offline_conversions/uploading/{uid}
     POST /cdp/api/v1/counter/{id}/data/simple_orders                → {"uploading": {"uploading_id": ..., ...}}
     POST /cdp/api/v1/counter/{id}/data/{contacts|orders}/{csv|json}
@@ -454,7 +454,11 @@ class MetrikaStandIn:
 
     Attributes for tests: ``url``, ``requests`` (list of :class:`RecordedRequest`), ``counters``,
     ``goals`` (per counter), ``order_statuses`` (per counter), ``offline_uploadings`` and
-    ``cdp_uploadings`` (per counter), ``token`` (change it to simulate a revoked token).
+    ``cdp_uploadings`` (per counter; keys starting with ``_`` are the stand-in's own and never
+    answered), ``token`` (change it to simulate a revoked token), ``visitors`` (per counter),
+    ``denied_counters``, ``stored_offline_rows`` / ``stored_order_ids`` (Counters of what was
+    stored, see :meth:`stats`), ``random_failures`` (Counter of injected random failures), and
+    the keyword arguments above (settable while running).
     """
 
     def __init__(
@@ -1134,11 +1138,11 @@ class MetrikaStandIn:
 
     def _linkage_counts(self, uploading):
         """The counts Metrica reports once it processed the uploading's accepted rows."""
-        cid = uploading["_counter_id"]
-        goals = self.action_goal_ids(cid)
+        cid = uploading.get("_counter_id")
+        goals = self.action_goal_ids(cid) if cid is not None else set()
         visitors = self.visitors.get(cid)
         counts = {"linked_quantity": 0, "goal_not_found_quantity": 0, "user_not_found_quantity": 0}
-        for identifier, target, _stamp in uploading["_rows"]:
+        for identifier, target, _stamp in uploading.get("_rows", ()):
             if target not in goals:
                 counts["goal_not_found_quantity"] += 1
             elif visitors is not None and identifier not in visitors:
@@ -1152,7 +1156,8 @@ class MetrikaStandIn:
         delay = self.offline_processing_delay
         if (
             delay is None
-            or uploading["_held"]
+            or uploading.get("_held")
+            or "_stored_at" not in uploading
             or uploading["status"] in OFFLINE_FINAL_STATUSES
             or self.clock() < uploading["_stored_at"] + delay
         ):
