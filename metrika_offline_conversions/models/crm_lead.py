@@ -84,8 +84,12 @@ class CrmLead(models.Model):
 
     def _metrika_enqueue_outcome(self, before):
         conversions = self.env["metrika.conversion"]
-        won = self.filtered(lambda lead: lead._metrika_outcome() == const.LEAD_WON != before.get(lead.id))
-        lost = self.filtered(lambda lead: lead._metrika_outcome() == const.LEAD_LOST != before.get(lead.id))
+        won = self.filtered(
+            lambda lead: lead._metrika_outcome() == const.LEAD_WON != before.get(lead.id)
+        )
+        lost = self.filtered(
+            lambda lead: lead._metrika_outcome() == const.LEAD_LOST != before.get(lead.id)
+        )
         conversions._metrika_enqueue(won, const.EVENT_PAID)
         conversions._metrika_enqueue(lost, const.EVENT_CANCELLED)
 

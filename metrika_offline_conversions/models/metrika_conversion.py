@@ -463,6 +463,7 @@ class MetrikaConversion(models.Model):
         )
         if not self.env.cr.fetchone():
             cron.sudo()._trigger(at=when)
+
     # ------------------------------------------------------------------
     # Operator actions
     # ------------------------------------------------------------------
@@ -795,9 +796,7 @@ class MetrikaConversion(models.Model):
     def _metrika_mark_waiting_on_upload(self, reason, message):
         """Their upload's answer was lost: they stay with it until Metrica says whether it
         stored the file."""
-        self._metrika_update(
-            [SQL("failure_reason = %s", reason), SQL("last_error = %s", message)]
-        )
+        self._metrika_update([SQL("failure_reason = %s", reason), SQL("last_error = %s", message)])
 
     def _metrika_mark_pending_again(self):
         """Their upload was not stored (or is harmless to repeat): they go out again now."""

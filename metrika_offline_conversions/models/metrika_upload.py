@@ -118,8 +118,9 @@ class MetrikaUpload(models.Model):
         """The conversions still held by this upload (being sent, or waiting for its answer)."""
         self.ensure_one()
         return self.conversion_ids.filtered(
-            lambda conversion: conversion.upload_id == self
-            and conversion.state == const.STATE_SENDING
+            lambda conversion: (
+                conversion.upload_id == self and conversion.state == const.STATE_SENDING
+            )
         )
 
     def _metrika_attach_file(self, data):

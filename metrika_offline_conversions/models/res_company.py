@@ -205,4 +205,6 @@ class ResCompany(models.Model):
         """Stop sending for this company until an administrator fixes the settings or the access."""
         self.ensure_one()
         self.sudo().write({"metrika_paused": True, "metrika_pause_reason": reason})
-        _logger.warning("Metrica sending paused for company %s: settings or access refused", self.id)
+        _logger.warning(
+            "Metrica sending paused for company %s: settings or access refused", self.id
+        )

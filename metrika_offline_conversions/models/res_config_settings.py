@@ -41,8 +41,12 @@ class ResConfigSettings(models.TransientModel):
     metrika_upload_retention_days = fields.Integer(
         related="company_id.metrika_upload_retention_days", readonly=False
     )
-    metrika_late_order_count = fields.Integer(compute="_compute_metrika_late_orders")
-    metrika_recent_order_count = fields.Integer(compute="_compute_metrika_late_orders")
+    metrika_late_order_count = fields.Integer(
+        string="Orders confirmed too late to link", compute="_compute_metrika_late_orders"
+    )
+    metrika_late_order_message = fields.Char(
+        string="Late orders", compute="_compute_metrika_late_orders"
+    )
     metrika_paused = fields.Boolean(related="company_id.metrika_paused")
     metrika_pause_reason = fields.Text(related="company_id.metrika_pause_reason")
 
@@ -50,6 +54,7 @@ class ResConfigSettings(models.TransientModel):
     def _compute_metrika_late_orders(self):
         """Orders of the last 90 days confirmed too late for Metrica to link them when sent at
         confirmation: what the "when created" choice would have saved."""
+        self.env["sale.order"].flush_model(["company_id", "create_date", "date_order", "state"])
         for settings in self:
             self.env.cr.execute(
                 SQL(
@@ -61,8 +66,15 @@ class ResConfigSettings(models.TransientModel):
                 )
             )
             recent, late = self.env.cr.fetchone()
-            settings.metrika_recent_order_count = recent
             settings.metrika_late_order_count = late
+            settings.metrika_late_order_message = late and _(
+                "%(late)s of the %(recent)s orders confirmed in the last 90 days were confirmed "
+                "more than %(days)s days after their quotation was created: sent when confirmed, "
+                "Metrica can no longer link them to the visit.",
+                late=late,
+                recent=recent,
+                days=const.CRM_NEW_ORDER_LINK_DAYS,
+            )
 
     def action_metrika_send_orders_when_created(self):
         self.ensure_one()

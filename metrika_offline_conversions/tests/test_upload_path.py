@@ -329,6 +329,27 @@ class TestUploadPath(MetrikaCase):
         self.assertNotIn(far, at_risk)
         self.assertIn(far, self.Conversion.search([("at_risk", "=", False)]))
 
+    def test_settings_warn_when_orders_are_confirmed_too_late_to_link(self):
+        order = self.make_order(confirm=False, metrika_client_id=CLIENT_ID)
+        self.env.cr.execute(
+            "UPDATE sale_order SET create_date = %s WHERE id = %s",
+            (fields.Datetime.now() - timedelta(days=30), order.id),
+        )
+        order.invalidate_recordset()
+        order.action_confirm()
+        self.make_order()  # confirmed the day it was created
+        settings = self.env["res.config.settings"].create({})
+        self.assertEqual(settings.metrika_late_order_count, 1)
+        self.assertIn("1 of the", settings.metrika_late_order_message)
+        settings.action_metrika_send_orders_when_created()
+        self.assertEqual(self.company.metrika_order_event, const.ORDER_EVENT_CREATED)
+        # Sent at confirmation, the 30-day-old quotation can no longer link: skipped, saying why.
+        self.run_cron()
+        self.assertRecordValues(
+            self.conversions(order),
+            [{"state": const.STATE_SKIPPED, "failure_reason": const.REASON_LINK_WINDOW}],
+        )
+
     # ------------------------------------------------------------------ errors in their class
 
     def test_counter_not_found_pauses_the_company_with_one_activity(self):

@@ -53,7 +53,9 @@ ERROR_TABLE = (
     (
         metrika_errors.MetrikaServerError,
         const.REASON_SERVER,
-        _lt("Yandex Metrica is not available right now (HTTP %(status)s); sending will be retried."),
+        _lt(
+            "Yandex Metrica is not available right now (HTTP %(status)s); sending will be retried."
+        ),
     ),
     (
         metrika_errors.MetrikaTimeoutError,
