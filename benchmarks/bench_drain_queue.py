@@ -12,7 +12,7 @@ nothing is pending; outside tests it commits after every batch, as in production
 
 Measured: wall time of the whole drain (conversions per second), the process's peak resident
 memory (``ru_maxrss``) and its increase over the baseline just before draining, and the SQL
-queries of each ``_metrika_upload_batch`` call (the method is wrapped for the run; the query that
+queries of each batch's upload (``UploadRun._send``) (the method is wrapped for the run; the query that
 takes and locks the batch is counted separately). The main queue (default 100,000) is drained with
 batches of 1,000 (the largest the addon allows), then a second queue (default 20,000) with
 batches of 250, to show that the queries per batch do not depend on the batch size. Each queue has its own stand-in, which must have
@@ -171,31 +171,32 @@ def make_queue(registry, count, tag):
 
 
 class BatchMeter:
-    """Wraps the model's ``_metrika_upload_batch`` and ``_metrika_lock_due_batch`` for a run."""
-
-    NAMES = ("_metrika_upload_batch", "_metrika_lock_due_batch")
+    """Wraps the upload of one batch (``UploadRun._send``) and the batch lock for a run."""
 
     def __init__(self, registry):
+        from odoo.addons.metrika_offline_conversions.tools.metrika_sender import UploadRun
+
+        self.run_class = UploadRun
         self.model = registry["metrika.conversion"]
-        self.upload = self.model._metrika_upload_batch
+        self.send = UploadRun._send
         self.lock = self.model._metrika_lock_due_batch
-        self.saved = {name: self.model.__dict__.get(name) for name in self.NAMES}
+        self.saved_lock = self.model.__dict__.get("_metrika_lock_due_batch")
         self.batches = []  # (rows, queries, seconds)
         self.locks = []  # (rows, queries, seconds)
 
     def __enter__(self):
-        meter, upload, lock = self, self.upload, self.lock
+        meter, send, lock = self, self.send, self.lock
 
-        # Signature-agnostic wrappers: only the recordset and the counters matter here.
-        def measured_upload(self, *args, **kwargs):
-            cr, queries, started = self.env.cr, self.env.cr.sql_log_count, time.perf_counter()
+        def measured_send(run, company, method, batch):
+            cr, queries, started = run.env.cr, run.env.cr.sql_log_count, time.perf_counter()
             try:
-                return upload(self, *args, **kwargs)
+                return send(run, company, method, batch)
             finally:
                 meter.batches.append(
-                    (len(self), cr.sql_log_count - queries, time.perf_counter() - started)
+                    (len(batch), cr.sql_log_count - queries, time.perf_counter() - started)
                 )
 
+        # Signature-agnostic: only the recordset and the counters matter here.
         def measured_lock(self, *args, **kwargs):
             cr, queries, started = self.env.cr, self.env.cr.sql_log_count, time.perf_counter()
             batch = lock(self, *args, **kwargs)
@@ -204,16 +205,16 @@ class BatchMeter:
             )
             return batch
 
-        self.model._metrika_upload_batch = measured_upload
+        self.run_class._send = measured_send
         self.model._metrika_lock_due_batch = measured_lock
         return self
 
     def __exit__(self, *exc_info):
-        for name, saved in self.saved.items():
-            if saved is None:
-                delattr(self.model, name)  # back to the inherited definition
-            else:
-                setattr(self.model, name, saved)
+        self.run_class._send = self.send
+        if self.saved_lock is None:
+            delattr(self.model, "_metrika_lock_due_batch")  # back to the inherited definition
+        else:
+            self.model._metrika_lock_due_batch = self.saved_lock
 
 
 def count_states(registry, order_ids):
@@ -271,7 +272,7 @@ def report(label, count, batch_size, run, received):
         % (run["seconds"], count / run["seconds"], run["calls"], len(sizes), min(sizes), max(sizes))
     )
     print(
-        "  queries per _metrika_upload_batch: min %d, max %d, median %g (first batch %d, "
+        "  queries per batch upload: min %d, max %d, median %g (first batch %d, "
         "later batches %d..%d)"
         % (
             min(queries),
