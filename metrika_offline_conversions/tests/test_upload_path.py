@@ -211,6 +211,20 @@ class TestUploadPath(MetrikaCase):
         )
         self.assertRecordValues(conversion, [{"metrika_result": const.RESULT_UNCONFIRMED}])
 
+    def test_an_upload_metrica_no_longer_knows_stops_being_polled(self):
+        self.use_goals()
+        conversion = self.conversions(self.goal_order())
+        self.run_cron()
+        upload = conversion.upload_id
+        self.api.fail_next(404, path="offline_conversions/uploading/", method="GET")
+        self.poll_due(upload)
+        self.run_cron()
+        self.assertFalse(self.company.metrika_paused, "the counter is fine: nothing to pause")
+        self.assertRecordValues(
+            upload, [{"state": const.UPLOAD_PROCESSING_TIMEOUT, "next_poll_at": False}]
+        )
+        self.assertRecordValues(conversion, [{"metrika_result": const.RESULT_UNCONFIRMED}])
+
     def test_rows_metrica_refuses_are_flagged(self):
         self.api.strict_goals = True
         self.use_goals(metrika_goal_paid="no_such_goal")

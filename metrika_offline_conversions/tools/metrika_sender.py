@@ -448,7 +448,27 @@ class OfflineConversionsSender(UploadSender):
     def poll(self, uploads):
         now = fields.Datetime.now()
         for upload in uploads:
-            uploading = self.client.get_offline_uploading(int(upload.uploading_id))
+            try:
+                uploading = self.client.get_offline_uploading(int(upload.uploading_id))
+            except metrika_errors.MetrikaSettingsError as error:
+                if error.status != 404:
+                    raise
+                # Metrica no longer knows this upload (the counter itself answered the upload,
+                # so it is the upload that is gone): stop asking, say so.
+                upload.write(
+                    {
+                        "state": const.UPLOAD_PROCESSING_TIMEOUT,
+                        "next_poll_at": False,
+                        "result_summary": self.env._(
+                            "Metrica no longer knows this upload (HTTP 404); whether its rows "
+                            "were linked is unknown."
+                        ),
+                    }
+                )
+                upload.conversion_ids.filtered(
+                    lambda c, u=upload: c.upload_id == u
+                )._metrika_mark_result(const.RESULT_UNCONFIRMED, upload.result_summary)
+                continue
             outcome = outcomes.offline_uploading_outcome(uploading)
             upload.write(upload._metrika_uploading_counts(uploading))
             rows = upload.conversion_ids.filtered(lambda c, u=upload: c.upload_id == u)
