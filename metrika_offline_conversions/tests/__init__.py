@@ -5,3 +5,6 @@ from . import test_conversion_events
 from . import test_upload
 from . import test_upload_concurrency
 from . import test_translations
+from . import test_capture_rules
+from . import test_capture_email
+from . import test_capture_portal
