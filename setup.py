@@ -41,7 +41,8 @@ setup(
     },
     install_requires=["requests", "phonenumbers"],
     extras_require={
-        "test": ["pytest", "pytest-odoo>=2.2", "hypothesis", "tzdata"],
+        # websocket-client: Odoo drives the headless browser of its tours through it.
+        "test": ["pytest", "pytest-odoo>=2.2", "hypothesis", "tzdata", "websocket-client"],
     },
     classifiers=[
         "Framework :: Odoo",

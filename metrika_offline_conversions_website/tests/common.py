@@ -1,7 +1,9 @@
 """Shared set-up of the website bridges' tests: real HTTP requests to Odoo's test server."""
 
+import importlib.util
 import json
 import re
+import shutil
 
 from odoo.tests import HttpCase, new_test_user
 
@@ -38,6 +40,15 @@ class MetrikaWebsiteCase(HttpCase):
         cls.portal_user = new_test_user(
             cls.env, login="metrika_portal", password="metrika_portal", groups="base.group_portal"
         )
+
+    def assert_browser_available(self):
+        """Odoo skips a tour quietly when it finds no browser; for us that is a failure."""
+        self.assertIsNotNone(
+            importlib.util.find_spec("websocket"), "websocket-client is not installed"
+        )
+        # The names Odoo looks for on PATH (odoo/tests/common.py, _find_executable).
+        browsers = ("google-chrome", "chromium", "chromium-browser", "google-chrome-stable")
+        self.assertTrue(any(shutil.which(name) for name in browsers), "no Chromium on PATH")
 
     def set_cookies(self, **cookies):
         for name, value in cookies.items():

@@ -30,6 +30,10 @@ class TestContactFormTour(MetrikaWebsiteCase):
             arch = arch.replace(shipped, for_leads)
         view.arch = arch
 
+    def setUp(self):
+        super().setUp()
+        self.assert_browser_available()
+
     def test_contact_form_with_a_metrica_cookie(self):
         self.start_tour("/contactus", "metrika_contact_form_cookie", cookies={"_ym_uid": CLIENT_ID})
         lead = self.env["crm.lead"].search([("description", "ilike", "METRIKA COOKIE")])

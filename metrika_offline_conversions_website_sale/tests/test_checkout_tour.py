@@ -9,6 +9,10 @@ from .common import MetrikaShopCase
 class TestCheckoutTour(MetrikaShopCase):
     """A public visitor buys through the real shop pages in headless Chromium."""
 
+    def setUp(self):
+        super().setUp()
+        self.assert_browser_available()
+
     def test_public_checkout_ends_with_the_client_id_on_the_order(self):
         self.start_tour("/shop", "metrika_public_checkout", cookies={"_ym_uid": CLIENT_ID})
         order = self.cart()
