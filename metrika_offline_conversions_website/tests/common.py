@@ -3,11 +3,14 @@
 import importlib.util
 import json
 import re
+import logging
 import shutil
 
 from odoo.tests import HttpCase, new_test_user
 
 from odoo.addons.metrika_offline_conversions.tools import metrika_capture
+
+_logger = logging.getLogger(__name__)
 
 CLIENT_ID = "1628529640459314054"
 OTHER_CLIENT_ID = "1700000000123456789"
@@ -72,6 +75,12 @@ class MetrikaWebsiteCase(HttpCase):
         before = self.cr.sql_log_count
         request()
         return self.cr.sql_log_count - before
+
+    def added_queries(self, what, with_identifiers, without):
+        """Queries ``with_identifiers()`` costs more than ``without()``; logged as measured."""
+        counts = self.queries_of(with_identifiers), self.queries_of(without)
+        _logger.info("Metrica capture, %s: %s queries with identifiers, %s without", what, *counts)
+        return counts[0] - counts[1]
 
 
 class RussianTranslationChecks:
