@@ -14,6 +14,17 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).resolve().parent
 ADDON = "metrika_offline_conversions"
 MANIFEST = ast.literal_eval((HERE / ADDON / "__manifest__.py").read_text(encoding="utf-8"))
+# The bridge addons beside the main one (website, website_crm, website_sale), shipped with it.
+BRIDGES = sorted(path.parent.name for path in HERE.glob(f"{ADDON}_*/__manifest__.py"))
+BRIDGE_DATA = [
+    "data/*",
+    "i18n/*",
+    "readme/*",
+    "static/description/*",
+    "static/src/**/*",
+    "static/tests/**/*",
+    "views/*",
+]
 
 setup(
     name="metrika-offline-conversions",
@@ -24,7 +35,13 @@ setup(
     long_description_content_type="text/x-rst",
     license="LGPL-3.0-only",
     python_requires=">=3.10",
-    packages=[ADDON, *(f"{ADDON}.{p}" for p in find_packages(ADDON)), "metrika_core"],
+    packages=[
+        ADDON,
+        *(f"{ADDON}.{p}" for p in find_packages(ADDON)),
+        "metrika_core",
+        *BRIDGES,
+        *(f"{bridge}.{p}" for bridge in BRIDGES for p in find_packages(bridge)),
+    ],
     package_dir={"metrika_core": f"{ADDON}/metrika_core"},
     package_data={
         ADDON: [
@@ -38,6 +55,7 @@ setup(
             "views/*",
             "wizards/*.xml",
         ],
+        **{bridge: BRIDGE_DATA for bridge in BRIDGES},
     },
     install_requires=["requests", "phonenumbers"],
     extras_require={
