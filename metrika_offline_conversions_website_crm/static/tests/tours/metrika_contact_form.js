@@ -58,3 +58,14 @@ registry.category("web_tour.tours").add("metrika_contact_form_get_client_id", {
         ...fillAndSend("### METRIKA GETCLIENTID ###"),
     ],
 });
+
+registry.category("web_tour.tours").add("metrika_contact_form_inserted_tag", {
+    url: "/contactus",
+    steps: () => [
+        {
+            content: "The inserted tag has answered getClientID into the form",
+            trigger: "form[data-model_name='crm.lead']:has(input[name=metrika_client_id])",
+        },
+        ...fillAndSend("### METRIKA TAG ###"),
+    ],
+});
