@@ -1,6 +1,7 @@
 """Packaging for metrika_offline_conversions.
 
-The Odoo addon folder is packaged as is, with its data files and its framework-free core
+The Odoo addon folder and its bridge addons are packaged as they are, with their data files,
+and the framework-free core
 (``metrika_offline_conversions.metrika_core``), once. Odoo itself is not a dependency: it is on
 no package index, and the addon is deployed by putting this folder on Odoo's ``addons_path``.
 The core's own test suite imports it from the folder (tests/conftest.py), without Odoo.
@@ -15,6 +16,17 @@ HERE = pathlib.Path(__file__).resolve().parent
 ADDON = "metrika_offline_conversions"
 PACKAGE_DATA = ["data/*", "i18n/*", "security/*", "views/*"]
 MANIFEST = ast.literal_eval((HERE / ADDON / "__manifest__.py").read_text(encoding="utf-8"))
+# The bridge addons beside the main one (website, website_crm, website_sale), shipped with it.
+BRIDGES = sorted(path.parent.name for path in HERE.glob(f"{ADDON}_*/__manifest__.py"))
+BRIDGE_DATA = [
+    "data/*",
+    "i18n/*",
+    "readme/*",
+    "static/description/*",
+    "static/src/**/*",
+    "static/tests/**/*",
+    "views/*",
+]
 
 setup(
     name="metrika-offline-conversions",
@@ -27,12 +39,31 @@ setup(
     python_requires=">=3.10",
     # The core once, inside the addon: a second copy under its own name would make two
     # distinct MetrikaError classes.
-    packages=[ADDON, *(f"{ADDON}.{p}" for p in find_packages(ADDON))],
-    # Every pattern matches files of the addon (tests/test_packaging.py checks it).
-    package_data={ADDON: PACKAGE_DATA},
+    packages=[
+        ADDON,
+        *(f"{ADDON}.{p}" for p in find_packages(ADDON)),
+        *BRIDGES,
+        *(f"{bridge}.{p}" for bridge in BRIDGES for p in find_packages(bridge)),
+    ],
+    # Every pattern matches files (tests/test_packaging.py checks the main addon's).
+    package_data={
+        ADDON: PACKAGE_DATA,
+        **{
+            bridge: [pattern for pattern in BRIDGE_DATA if any((HERE / bridge).glob(pattern))]
+            for bridge in BRIDGES
+        },
+    },
     install_requires=["requests", "phonenumbers"],
     extras_require={
-        "test": ["pytest", "pytest-odoo>=2.2", "hypothesis", "tzdata", "wheel"],
+        # websocket-client: Odoo drives the headless browser of its tours through it.
+        "test": [
+            "pytest",
+            "pytest-odoo>=2.2",
+            "hypothesis",
+            "tzdata",
+            "websocket-client",
+            "wheel",
+        ],
     },
     classifiers=[
         "Framework :: Odoo",

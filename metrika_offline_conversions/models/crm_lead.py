@@ -3,6 +3,7 @@ from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import formats
+from ..tools import metrika_capture
 
 # Writing one of these may win or lose a lead.
 OUTCOME_FIELDS = ("active", "stage_id", "probability")
@@ -81,6 +82,18 @@ class CrmLead(models.Model):
             # no write): their conversions skipped for want of one can go out now.
             self.sudo().order_ids._metrika_retry_skipped()
         return result
+
+    @api.model
+    def message_new(self, msg_dict, custom_values=None):
+        # A lead mailed in by another site's form carries its identifiers as text lines
+        # (README.rst); values the alias already sets are kept.
+        identifiers = metrika_capture.text_identifiers(msg_dict.get("body"))
+        if identifiers:
+            custom_values = dict(custom_values or {})
+            for field, value in identifiers.items():
+                if not custom_values.get(field):
+                    custom_values[field] = value
+        return super().message_new(msg_dict, custom_values=custom_values)
 
     def _metrika_enqueue_outcome(self, before):
         conversions = self.env["metrika.conversion"]

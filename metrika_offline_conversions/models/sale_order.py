@@ -105,6 +105,20 @@ class SaleOrder(models.Model):
         # when confirmed, not when created.
         return "website_id" in self._fields and bool(self.website_id) and self.state == "draft"
 
+    def _metrika_retry_skipped(self, contact_only=False):
+        # A website cart gets no conversion before it is confirmed unless orders count when
+        # created: capturing its identifiers need not look for skipped ones.
+        orders = self.filtered(
+            lambda order: (
+                not (
+                    order._metrika_is_website_cart()
+                    and order.company_id.metrika_order_event != "created"
+                )
+            )
+        )
+        if orders:
+            super(SaleOrder, orders)._metrika_retry_skipped(contact_only=contact_only)
+
     def _action_confirm(self):
         result = super()._action_confirm()
         self.env["metrika.conversion"]._metrika_enqueue(self, const.EVENT_IN_PROGRESS)

@@ -6,3 +6,6 @@ from . import test_upload
 from . import test_upload_concurrency
 from . import test_upload_path
 from . import test_translations
+from . import test_capture_rules
+from . import test_capture_email
+from . import test_capture_portal

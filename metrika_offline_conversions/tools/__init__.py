@@ -1,0 +1,1 @@
+from . import metrika_capture

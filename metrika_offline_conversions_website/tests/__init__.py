@@ -1,0 +1,2 @@
+from . import test_website_capture
+from . import test_translations
