@@ -5,3 +5,4 @@ from . import test_conversion_events
 from . import test_upload
 from . import test_upload_concurrency
 from . import test_translations
+from . import test_conversion_access
