@@ -28,7 +28,7 @@ setup(
     package_dir={"metrika_core": f"{ADDON}/metrika_core"},
     package_data={
         ADDON: [
-            "*.rst",
+            "*.md",
             "data/*",
             "i18n/*",
             "readme/*",
@@ -41,7 +41,8 @@ setup(
     },
     install_requires=["requests", "phonenumbers"],
     extras_require={
-        "test": ["pytest", "pytest-odoo>=2.2", "hypothesis", "tzdata"],
+        # markdown: scripts/gen_addon_readme.py (pinned: its HTML is checked in, tests compare it)
+        "test": ["pytest", "pytest-odoo>=2.2", "hypothesis", "tzdata", "markdown==3.11.3"],
     },
     classifiers=[
         "Framework :: Odoo",
