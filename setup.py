@@ -28,7 +28,7 @@ setup(
     package_dir={"metrika_core": f"{ADDON}/metrika_core"},
     package_data={
         ADDON: [
-            "*.md",
+            "*.rst",
             "data/*",
             "i18n/*",
             "readme/*",
