@@ -160,6 +160,8 @@ def make_demo_data(database, stand_in):
         cancelled = order(anna, chair)
         cancelled.action_confirm()
         cancelled._action_cancel()
+        # A script, not a request: it commits its data itself, as the upload cron commits its own
+        # work (the queue is written at commit, and the server started later must see it all).
         cr.commit()
 
         # Real uploads to the stand-in: the first is accepted; the next file is refused once.
