@@ -14,7 +14,15 @@ from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).resolve().parent
 ADDON = "metrika_offline_conversions"
-PACKAGE_DATA = ["data/*", "i18n/*", "security/*", "views/*"]
+PACKAGE_DATA = [
+    "README.rst",
+    "data/*",
+    "i18n/*",
+    "readme/*",
+    "security/*",
+    "static/description/*",
+    "views/*",
+]
 MANIFEST = ast.literal_eval((HERE / ADDON / "__manifest__.py").read_text(encoding="utf-8"))
 # The bridge addons beside the main one (website, website_crm, website_sale), shipped with it.
 BRIDGES = sorted(path.parent.name for path in HERE.glob(f"{ADDON}_*/__manifest__.py"))
@@ -56,6 +64,7 @@ setup(
     install_requires=["requests", "phonenumbers"],
     extras_require={
         # websocket-client: Odoo drives the headless browser of its tours through it.
+        # markdown: scripts/gen_addon_readme.py (pinned: its HTML is checked in, tests compare it)
         "test": [
             "pytest",
             "pytest-odoo>=2.2",
@@ -63,6 +72,7 @@ setup(
             "tzdata",
             "websocket-client",
             "wheel",
+            "markdown==3.11.3",
         ],
     },
     classifiers=[

@@ -18,6 +18,4 @@
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
     ],
-    "installable": True,
-    "application": False,
 }

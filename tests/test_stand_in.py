@@ -1,4 +1,4 @@
-"""The Metrica stand-in itself: routing, auth, validation verdicts, failures on demand, lifecycle."""
+"""The Metrica stand-in itself: routing, auth, validation verdicts, failures on demand, lifetime."""
 
 import concurrent.futures
 import contextlib

@@ -469,15 +469,18 @@ class MetrikaConversion(models.Model):
     # ------------------------------------------------------------------
 
     def _check_manager(self):
+        """Managers change conversions through these actions only: they have no write access.
+
+        The actions write as superuser, so the manager must at least be allowed to read the rows
+        (the multi-company rule), not just hold ids of another company's conversions.
+        """
         if not self.env.user.has_group("metrika_offline_conversions.group_metrika_manager"):
             raise AccessError(_("Only Yandex Metrica managers may resend conversions."))
+        self.check_access("read")
 
     def action_resend(self):
         """Send these conversions again at the next upload, whatever happened to them before."""
         self._check_manager()
-        # The write below is sudo: the manager must still be allowed to change these rows
-        # (multi-company rule), not just hold ids of another company's conversions.
-        self.check_access("write")
         self._metrika_reset_to_pending()
         return True
 
@@ -519,8 +522,10 @@ class MetrikaConversion(models.Model):
 
     def action_cancel(self):
         self._check_manager()
-        self.check_access("write")
-        self.filtered(lambda c: c.state != const.STATE_SENT).sudo().write(
+        # A row being sent (or already sent) is for Metrica to settle, not for a manager.
+        self.filtered(
+            lambda c: c.state not in (const.STATE_SENT, const.STATE_SENDING)
+        ).sudo().write(
             {
                 "state": const.STATE_CANCELLED,
             }

@@ -9,3 +9,4 @@ from . import test_translations
 from . import test_capture_rules
 from . import test_capture_email
 from . import test_capture_portal
+from . import test_conversion_access

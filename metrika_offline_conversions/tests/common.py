@@ -35,7 +35,7 @@ def csv_rows(request):
 
 
 class StandInAccessMixin:
-    """Odoo blocks outgoing HTTP in tests; this lets through the Metrica stand-ins, and only them."""
+    """Odoo blocks outgoing HTTP in tests: this lets the Metrica stand-ins through, only them."""
 
     @classmethod
     def _stand_ins(cls):

@@ -17,9 +17,8 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
-from odoo.addons.sale.tests.common import SaleCommon
-
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.sale.tests.common import SaleCommon
 
 from .common import CLIENT_ID, MetrikaCase, csv_rows
 
@@ -792,7 +791,9 @@ class TestPaymentEvents(MetrikaCase, AccountPaymentCommon, SaleCommon):
         receivable = payment.move_id.line_ids.filtered(
             lambda line: (
                 line.account_id
-                == invoice.line_ids.filtered(lambda l: l.display_type == "payment_term").account_id
+                == invoice.line_ids.filtered(
+                    lambda move_line: move_line.display_type == "payment_term"
+                ).account_id
             )
         )
         self.assertEqual(len(receivable), 1)

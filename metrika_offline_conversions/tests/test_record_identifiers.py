@@ -76,7 +76,7 @@ class TestRecordIdentifiers(MetrikaCase):
         action = lead.action_new_quotation()
         order = (
             self.env["sale.order"]
-            .with_context(action["context"])
+            .with_context(**action["context"])
             .create(
                 {
                     "order_line": [(0, 0, {"product_id": self.product.id})],

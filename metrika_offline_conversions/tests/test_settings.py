@@ -1,6 +1,7 @@
+from odoo import http
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules.neutralize import get_neutralization_queries
-from odoo.tests import Form, new_test_user, tagged
+from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from .common import COUNTER_ID, TOKEN, MetrikaCase
@@ -122,3 +123,38 @@ class TestSettings(MetrikaCase):
             with self.subTest(failure=failure), self.assertRaises(UserError) as caught:
                 settings.action_metrika_test_connection()
             self.assertNotIn(TOKEN, str(caught.exception))
+
+
+@tagged("post_install", "-at_install")
+class TestSettingsDeveloperMode(HttpCase):
+    """The API URL (a test seam) is in the settings form in developer mode only."""
+
+    def settings_form_arch(self, debug):
+        new_test_user(
+            self.env,
+            login="metrika_settings_admin",
+            password="metrika_settings_admin",
+            groups="base.group_user,base.group_system,base.group_no_one",
+        )
+        session = self.authenticate("metrika_settings_admin", "metrika_settings_admin")
+        session.debug = "1" if debug else ""
+        http.root.session_store.save(session)
+        views = self.make_jsonrpc_request(
+            "/web/dataset/call_kw/res.config.settings/get_views",
+            {
+                "model": "res.config.settings",
+                "method": "get_views",
+                "args": [[[False, "form"]]],
+                "kwargs": {},
+            },
+        )
+        return views["views"]["form"]["arch"]
+
+    def test_api_url_is_hidden_from_administrators(self):
+        arch = self.settings_form_arch(debug=False)
+        self.assertIn('name="metrika_counter_id"', arch)
+        self.assertNotIn('name="metrika_api_url"', arch)
+
+    def test_api_url_is_shown_in_developer_mode(self):
+        arch = self.settings_form_arch(debug=True)
+        self.assertIn('name="metrika_api_url"', arch)

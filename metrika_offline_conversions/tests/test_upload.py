@@ -11,7 +11,6 @@ from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 
-
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.tools.metrika_sender import (
     SimpleOrdersSender,
