@@ -526,7 +526,8 @@ def main(argv=None):
         )
     )
     print(
-        "inside _metrika_enqueue + _metrika_flush_queue (extra instrumented round): %.3f ms/order, %.2f queries/order, "
+        "inside _metrika_enqueue + _metrika_flush_queue (extra instrumented round): "
+        "%.3f ms/order, %.2f queries/order, "
         "%d calls"
         % (
             1000 * enqueue["seconds"] / args.orders,

@@ -12,12 +12,12 @@ nothing is pending; outside tests it commits after every batch, as in production
 
 Measured: wall time of the whole drain (conversions per second), the process's peak resident
 memory (``ru_maxrss``) and its increase over the baseline just before draining, and the SQL
-queries of each batch's upload (``UploadRun._send``) (the method is wrapped for the run; the query that
-takes and locks the batch is counted separately). The main queue (default 100,000) is drained with
+queries of each batch's upload (``UploadRun._send``, wrapped for the run; the query that takes
+and locks the batch is counted separately). The main queue (default 100,000) is drained with
 batches of 1,000 (the largest the addon allows), then a second queue (default 20,000) with
-batches of 250, to show that the queries per batch do not depend on the batch size. Each queue has its own stand-in, which must have
-received every order id exactly once, every file passing its validation; every conversion must end
-``sent``.
+batches of 250, to show that the queries per batch do not depend on the batch size. Each queue
+has its own stand-in, which must have received every order id exactly once, every file passing
+its validation; every conversion must end ``sent``.
 
     python3 benchmarks/bench_drain_queue.py [--orders N] [--batch-size B] [--second-orders N2]
                                             [--second-batch-size B2] [--profile]
@@ -103,9 +103,12 @@ def make_queue(registry, count, tag):
             SELECT 'Customer ' || %(tag)s || '-' || n, 'Customer ' || %(tag)s || '-' || n,
                    'Customer.' || %(tag)s || '.' || n || '@Example.com',
                    'customer.' || %(tag)s || '.' || n || '@example.com',
-                   '+7 (9' || lpad((n %% 100)::text, 2, '0') || ') ' || lpad((n %% 1000)::text, 3, '0')
-                       || '-' || lpad((n %% 97)::text, 2, '0') || '-' || lpad((n %% 89)::text, 2, '0'),
-                   CASE WHEN n %% 4 = 0 THEN '+79' || lpad(((n * 7919) %% 1000000000)::text, 9, '0') END,
+                   '+7 (9' || lpad((n %% 100)::text, 2, '0') || ') '
+                       || lpad((n %% 1000)::text, 3, '0')
+                       || '-' || lpad((n %% 97)::text, 2, '0')
+                       || '-' || lpad((n %% 89)::text, 2, '0'),
+                   CASE WHEN n %% 4 = 0
+                        THEN '+79' || lpad(((n * 7919) %% 1000000000)::text, 9, '0') END,
                    'contact', 'en_US', TRUE, FALSE, FALSE, TRUE, 1, 0, 'ask',
                    %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC'
             FROM generate_series(1, %(count)s) AS n
@@ -131,7 +134,8 @@ def make_queue(registry, count, tag):
                    (p.created + interval '30 days')::date,
                    p.amount, 0, p.amount, FALSE, FALSE, FALSE, 1.0,
                    CASE WHEN p.n %% 3 <> 0
-                        THEN (1700000000 + p.n)::text || lpad(((p.n * 7919) %% 1000000000)::text, 9, '0')
+                        THEN (1700000000 + p.n)::text
+                             || lpad(((p.n * 7919) %% 1000000000)::text, 9, '0')
                    END,
                    %(uid)s, %(uid)s, p.created, p.created + interval '1 hour'
             FROM (
@@ -220,7 +224,8 @@ class BatchMeter:
 def count_states(registry, order_ids):
     with registry.cursor() as cr:
         cr.execute(
-            "SELECT state, COUNT(*) FROM metrika_conversion WHERE sale_order_id = ANY(%s) GROUP BY state",
+            "SELECT state, COUNT(*) FROM metrika_conversion "
+            "WHERE sale_order_id = ANY(%s) GROUP BY state",
             [order_ids],
         )
         return dict(cr.fetchall())
@@ -284,7 +289,8 @@ def report(label, count, batch_size, run, received):
         )
     )
     print(
-        "  seconds per batch: median %.3f, max %.3f; taking the batch (lock): %d queries, median %.1f ms, "
+        "  seconds per batch: median %.3f, max %.3f; taking the batch (lock): %d queries, "
+        "median %.1f ms, "
         "first %.1f ms, last %.1f ms"
         % (
             statistics.median(seconds),

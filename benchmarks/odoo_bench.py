@@ -27,7 +27,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from odoo_env import ADDON, addons_path, odoo_command, wait_for_postgres
+from odoo_env import ADDON, addons_path, odoo_command, wait_for_postgres  # noqa: E402 - scripts/ on the path first
 
 STAND_IN_PATH = REPO / "tests" / "metrika_stand_in.py"
 

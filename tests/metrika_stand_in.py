@@ -4,7 +4,9 @@ Self-contained (standard library only) so that both test layers can load it by f
 
     with MetrikaStandIn() as api:                     # token "test-token", counter 12345
         client = MetrikaClient("test-token", 12345, base_url=api.url)
-        client.upload_simple_orders(b"id,create_date_time,client_ids\\n1,2024-01-10 11:56:00,123\\n")
+        client.upload_simple_orders(
+            b"id,create_date_time,client_ids\\n1,2024-01-10 11:56:00,123\\n"
+        )
         api.requests[-1].file                         # the bytes of the multipart part "file"
 
 It listens on 127.0.0.1 only (an ephemeral port), in a background thread; each request is handled
@@ -15,22 +17,22 @@ the stand-in does not know gives 404 ``not_found``)::
 
     GET  /management/v1/counter/{id}                                → {"counter": {...}}
     GET  /management/v1/counter/{id}/goals                          → {"goals": [...]}
-    POST /management/v1/counter/{id}/offline_conversions/upload     → {"uploading": {"id": N, "status": "UPLOADED"…}}
+    POST /management/v1/counter/{id}/offline_conversions/upload → {"uploading": {"id": N, …}}
     GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]}
     GET  /management/v1/counter/{id}/offline_conversions/uploading/{uid}
-    POST /cdp/api/v1/counter/{id}/data/simple_orders                → {"uploading": {"uploading_id": ..., ...}}
+    POST /cdp/api/v1/counter/{id}/data/simple_orders → {"uploading": {"uploading_id": ..., ...}}
     POST /cdp/api/v1/counter/{id}/data/{contacts|orders}/{csv|json}
-    GET  /cdp/api/v1/counter/{id}/last_uploadings                   → {"uploadings": [...]} (newest first)
+    GET  /cdp/api/v1/counter/{id}/last_uploadings → {"uploadings": [...]} (newest first)
     GET  /cdp/api/v1/counter/{id}/schema/order_statuses             → {"order_statuses": [...]}
-    POST /cdp/api/v1/counter/{id}/schema/order_statuses             → {"success": true} (replaces the mapping)
+    POST /cdp/api/v1/counter/{id}/schema/order_statuses → {"success": true} (replaces the mapping)
 
 What gives which answer (metrika-api.md §1–§2):
 
 * **400** with Metrica's error body ``{"errors": [{"error_type", "message", "location"}], "code",
   "message"}`` for request-level problems: a missing/invalid query parameter (``merge_mode``,
-  ``delimiter_type``, ``columns_mapping``, ``type``, ``comment`` > 255, ``limit``), no multipart part
-  named ``file``, an empty file, a file that is not UTF-8 or starts with a BOM, a bad header row
-  (unknown or duplicate column, ``create_date_time`` missing, no identifier column, a
+  ``delimiter_type``, ``columns_mapping``, ``type``, ``comment`` > 255, ``limit``), no multipart
+  part named ``file``, an empty file, a file that is not UTF-8 or starts with a BOM, a bad header
+  row (unknown or duplicate column, ``create_date_time`` missing, no identifier column, a
   ``columns_mapping`` header that is not in the file, a required field not mapped), no data rows,
   invalid JSON (``invalid_json``) or a JSON body without the ``contacts``/``orders`` list.
   An offline file's own problems are 400 too: not exactly one of
@@ -38,14 +40,14 @@ What gives which answer (metrika-api.md §1–§2):
   none of whose rows passes (an empty identifier, ``DateTime`` not integer seconds or in the
   future, ``Price`` without a dot decimal, ``Currency`` not 3 letters…); rows that fail while others
   pass are refused one by one (below).
-* **200 with** ``api_validation_status: "FAILED"`` and ``api_validation_errors`` for row-level format
-  problems in a CDP file (simple orders, contacts, orders, CSV or JSON): wrong cell count,
+* **200 with** ``api_validation_status: "FAILED"`` and ``api_validation_errors`` for row-level
+  format problems in a CDP file (simple orders, contacts, orders, CSV or JSON): wrong cell count,
   ``create_date_time`` not one of the §2.8 formats (or before 1970), a row without any identifier,
   an md5 that is not 32 lower-case hex chars, a phone with anything but digits, an e-mail not
   lower-case / without ``@`` and domain, spaces inside a multi-value cell, ``order_status`` that is
   neither ``IN_PROGRESS``/``PAID``/``CANCELLED``/``SPAM`` nor a goal-like id (``CANCELED`` is
-  refused; with ``strict_goals=True`` the id must be a JS-event goal of the counter), a decimal with a
-  comma, a bad ``goals``/``products`` cell, a currency that is not 3 upper-case letters,
+  refused; with ``strict_goals=True`` the id must be a JS-event goal of the counter), a decimal
+  with a comma, a bad ``goals``/``products`` cell, a currency that is not 3 upper-case letters,
   ``client_type`` other than ``CONTACT``. Failed uploads are listed by ``last_uploadings`` too.
 
 Offline uploadings over time (metrika-api.md §1.4; Yandex: "It can take up to 2 hours to process
@@ -783,7 +785,8 @@ class MetrikaStandIn:
           defaults; 429/420 default to ``quota_requests_by_ip``, pass
           ``error_type="quota_requests_by_uid"`` for the daily quota), except 500/502 which answer
           an nginx-like HTML page. ``retry_after=`` adds a ``Retry-After`` header; ``body=``
-          (bytes/str/dict) and ``headers=`` replace the answer entirely; 200 with ``body=`` is allowed.
+          (bytes/str/dict) and ``headers=`` replace the answer entirely; 200 with ``body=`` is
+          allowed.
         * ``"garbage"``: 200 with an HTML body (not JSON).
         * ``"slow"``: wait ``delay=`` seconds (default 1.0) before answering. With ``accept=True``
           the request is then processed normally (stored, as if Metrica accepted it although the
@@ -1079,8 +1082,8 @@ class MetrikaStandIn:
             raise _RequestError(
                 400,
                 "invalid_uploading",
-                "Exactly one identifier column (ClientId, Yclid, UserId or PurchaseId) is required, got %d"
-                % len(id_columns),
+                "Exactly one identifier column (ClientId, Yclid, UserId or PurchaseId) is "
+                "required, got %d" % len(id_columns),
             )
         for column in ("Target", "DateTime"):
             if column not in header:
@@ -1576,7 +1579,7 @@ def _check_goal_items(items):
     return problems
 
 
-def _check_order_row(values, goals, flavour):
+def _check_order_row(values, goals, flavour):  # noqa: C901 - one flat check per column
     """Problems of one CSV order row (simple orders or detailed orders, by system field)."""
     problems = []
     if flavour == "simple":
@@ -1656,7 +1659,7 @@ def _is_goal_item(goal):
     )
 
 
-def _check_json_item(kind, item, goals):
+def _check_json_item(kind, item, goals):  # noqa: C901 - one flat check per field
     problems = []
     for field in REQUIRED_FIELDS[kind]:
         if item.get(field) in (None, ""):

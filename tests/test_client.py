@@ -35,8 +35,10 @@ COUNTER = 12345
 UTC = datetime.timezone.utc
 
 SIMPLE_ORDERS = (
-    b"id,create_date_time,client_uniq_id,client_ids,emails,phones,order_status,revenue,cost,goals,currency\n"
-    b's_ord1,10.01.2024 11:56,s_user1,,"mail@example.com,mail2@example.com",,PAID,200,150,"oplata_cash:200,filial_1",\n'
+    b"id,create_date_time,client_uniq_id,client_ids,emails,phones,order_status,revenue,cost,"
+    b"goals,currency\n"
+    b's_ord1,10.01.2024 11:56,s_user1,,"mail@example.com,mail2@example.com",,PAID,200,150,'
+    b'"oplata_cash:200,filial_1",\n'
     b"s_ord2,20.01.2024 11:59,,12345,mail3@example.com,,,200,150,,EUR\n"
     b",12.02.2024,,34456,,79876543210,SPAM,,,plohoy_lead,\n"
 )
@@ -53,7 +55,7 @@ ORDERS = (
     "ИД,ИД клиента,Тип клиента,Статус,Дата создания,Сумма,Цели\n"
     "100,11,CONTACT,paid,2020-06-11 12:30:00,43089.54,goal_action_id_1:1000\n"
     "101,42,CONTACT,paid,2019-10-11 09:10:00,109999,goal_action_id_2\n"
-).encode("utf-8")
+).encode()
 ORDERS_MAPPING = {
     "id": "ИД",
     "client_uniq_id": "ИД клиента",
@@ -275,7 +277,10 @@ def test_upload_simple_orders(api, client):
 
 
 def test_upload_simple_orders_options(api, client):
-    data = b"id;create_date_time;phones_md5;revenue\n1;2024-01-10 11:56:00;f09f2c3d48f31e2a802944ade2e5aec5;10.5\n"
+    data = (
+        b"id;create_date_time;phones_md5;revenue\n"
+        b"1;2024-01-10 11:56:00;f09f2c3d48f31e2a802944ade2e5aec5;10.5\n"
+    )
     client.upload_simple_orders(
         data, merge_mode="UPDATE", delimiter_type="SEMICOLON", filename="x.csv"
     )
@@ -289,7 +294,11 @@ def test_upload_simple_orders_options(api, client):
 
 
 def test_validation_failed_raises_with_errors(api, client):
-    bad = b"id,create_date_time,emails,revenue\n1,2024-04-21T11:59:21Z,Mail@Example.com,10,5\n2,21.04.2020,a@b.ru,1\n"
+    bad = (
+        b"id,create_date_time,emails,revenue\n"
+        b"1,2024-04-21T11:59:21Z,Mail@Example.com,10,5\n"
+        b"2,21.04.2020,a@b.ru,1\n"
+    )
     with pytest.raises(MetrikaValidationError) as info:
         client.upload_simple_orders(bad)
     err = info.value

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import requests
+
 from metrika_stand_in import DEFAULT_COUNTER_ID, MetrikaStandIn
 
 TOKEN = "test-token"

@@ -45,7 +45,7 @@ from .errors import (
     UploadCommentError,
     error_from_response,
 )
-from .outcomes import VALIDATION_FAILED, VALIDATION_PASSED
+from .outcomes import VALIDATION_FAILED
 from .retry import RetryPolicy
 
 _logger = logging.getLogger(__name__)
@@ -202,7 +202,8 @@ def _parse_metrika_datetime(value):
 class MetrikaClient:
     """Client of one Metrica counter.
 
-    :param token: OAuth token (scope ``metrika:offline_data`` + ``metrika:read``, or ``metrika:write``)
+    :param token: OAuth token (scopes ``metrika:offline_data`` + ``metrika:read``, or
+        ``metrika:write``)
     :param counter_id: counter (tag) id, a positive int or a string of digits
     :param base_url: API root, ``https://api-metrika.yandex.net`` by default
     :param timeout: ``(connect, read)`` seconds, or one number used for both
@@ -633,7 +634,8 @@ class MetrikaClient:
     def upload_simple_orders(
         self, data, *, merge_mode="SAVE", delimiter_type="COMMA", filename="simple_orders.csv"
     ):
-        """``POST /cdp/api/v1/counter/{id}/data/simple_orders?merge_mode&delimiter_type`` (part ``file``).
+        """``POST /cdp/api/v1/counter/{id}/data/simple_orders?merge_mode&delimiter_type``
+        (multipart part ``file``).
 
         :return: the ``uploading`` dict (``uploading_id``, ``api_validation_status`` …)
         :raise MetrikaValidationError: when Metrica answers ``api_validation_status == "FAILED"``
@@ -685,7 +687,8 @@ class MetrikaClient:
     ):
         """Upload orders: ``…/data/orders/csv`` (multipart) or ``…/data/orders/json``.
 
-        Same conventions as :meth:`upload_contacts` (a JSON list is wrapped as ``{"orders": [...]}``).
+        Same conventions as :meth:`upload_contacts` (a JSON list is wrapped as
+        ``{"orders": [...]}``).
         """
         return self._cdp_upload(
             "orders",

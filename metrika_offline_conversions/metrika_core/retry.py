@@ -20,7 +20,8 @@ class RetryPolicy:
     :param base_delay: wait after the first failed attempt, seconds
     :param max_delay: cap of the exponential part (jitter included), seconds
     :param multiplier: growth factor per attempt
-    :param jitter: fraction in ``[0, 1)``; the wait is scaled by a factor in ``[1 - jitter, 1 + jitter]``
+    :param jitter: fraction in ``[0, 1)``; the wait is scaled by a factor in
+        ``[1 - jitter, 1 + jitter]``
     :param max_attempts: total attempts allowed (``None`` = unlimited); see :meth:`should_retry`
     """
 
@@ -54,7 +55,8 @@ class RetryPolicy:
         )
 
     def backoff(self, attempt):
-        """The exponential part alone, without jitter: ``min(base * multiplier**(attempt-1), max)``."""
+        """The exponential part alone, without jitter:
+        ``min(base * multiplier**(attempt-1), max)``."""
         attempt = _check_attempt(attempt)
         try:
             raw = self.base_delay * self.multiplier ** (attempt - 1)

@@ -105,7 +105,7 @@ class MetrikaConversion(models.Model):
     sale_order_id = fields.Many2one(
         "sale.order", string="Sale order", readonly=True, ondelete="set null"
     )
-    lead_id = fields.Many2one("crm.lead", string="Lead", readonly=True, ondelete="set null")
+    lead_id = fields.Many2one("crm.lead", readonly=True, ondelete="set null")
     record_name = fields.Char(string="Record", readonly=True)
     event = fields.Selection(
         [
@@ -344,8 +344,9 @@ class MetrikaConversion(models.Model):
                 None if row.get(column) is False else row.get(column) for column in INSERT_COLUMNS
             )
         # Only this table is written here: flushing everything would run the pending writes
-        # and recomputations of the user's action here, query by query.
-        super().flush_model()
+        # and recomputations of the user's action here, query by query. (The queue itself is
+        # being written: the override's own flush of it finds it empty.)
+        self.flush_model()
         field_sql = SQL.identifier(field)
         self.env.cr.execute(
             SQL(

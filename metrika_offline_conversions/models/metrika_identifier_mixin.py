@@ -4,7 +4,6 @@ from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
 from .. import const
-from .metrika_conversion import EVENT_STATUS, QUEUE_KEY
 from ..metrika_core.identifiers import (
     InvalidIdentifier,
     normalize_client_id,
@@ -12,6 +11,7 @@ from ..metrika_core.identifiers import (
     normalize_phone,
     normalize_yclid,
 )
+from .metrika_conversion import EVENT_STATUS, QUEUE_KEY
 
 _logger = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class MetrikaIdentifierMixin(models.AbstractModel):
                 "metrika_yclid",
                 normalize_yclid,
                 lambda value: _(
-                    "A yclid is a number of up to 25 digits, taken from the ?yclid= parameter of the "
-                    'landing page address; "%s" is not one.',
+                    "A yclid is a number of up to 25 digits, taken from the ?yclid= parameter "
+                    'of the landing page address; "%s" is not one.',
                     value,
                 ),
             ),

@@ -78,8 +78,8 @@ class ResCompany(models.Model):
             if value and not (value.strip().isdigit() and 0 < int(value) < 2**31):
                 raise ValidationError(
                     _(
-                        "The Metrica counter ID is the number shown in the counter's list in Yandex "
-                        'Metrica, for example 12345678; "%s" is not one.',
+                        "The Metrica counter ID is the number shown in the counter's list in "
+                        'Yandex Metrica, for example 12345678; "%s" is not one.',
                         value,
                     )
                 )
@@ -95,8 +95,9 @@ class ResCompany(models.Model):
                 if goal and GOAL_FORBIDDEN.search(goal):
                     raise ValidationError(
                         _(
-                            'A Metrica goal identifier cannot contain spaces or any of / \\ & # ? = "; '
-                            '"%s" does. Use the identifier of a JavaScript-event goal, not its name.',
+                            "A Metrica goal identifier cannot contain spaces or any of "
+                            '/ \\ & # ? = "; "%s" does. Use the identifier of a '
+                            "JavaScript-event goal, not its name.",
                             goal,
                         )
                     )
@@ -118,7 +119,8 @@ class ResCompany(models.Model):
             if url and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", url):
                 raise ValidationError(
                     _(
-                        "The Metrica API URL must be an http(s) address without a query, such as %s.",
+                        "The Metrica API URL must be an http(s) address without a query, "
+                        "such as %s.",
                         const.DEFAULT_API_URL,
                     )
                 )
@@ -188,7 +190,8 @@ class ResCompany(models.Model):
             with self.env.cr.savepoint(flush=False):
                 self.env.cr.execute(
                     SQL(
-                        "UPDATE res_company SET metrika_counter_name = %s, metrika_counter_time_zone = %s "
+                        "UPDATE res_company SET metrika_counter_name = %s, "
+                        "metrika_counter_time_zone = %s "
                         "WHERE id = %s AND metrika_counter_time_zone IS NULL",
                         counter.get("name") or None,
                         time_zone,

@@ -5,7 +5,6 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from .. import const
-
 from ..metrika_core.errors import MetrikaConfigError, MetrikaError
 from ..tools import metrika_messages
 

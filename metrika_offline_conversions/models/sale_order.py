@@ -92,7 +92,7 @@ class SaleOrder(models.Model):
         orders = super().create(vals_list)
         created_mode = orders.filtered(
             lambda order: (
-                order.company_id.metrika_order_event == "created"
+                order.company_id.metrika_order_event == const.ORDER_EVENT_CREATED
                 and not order._metrika_is_website_cart()
             )
         )
@@ -112,12 +112,13 @@ class SaleOrder(models.Model):
             lambda order: (
                 not (
                     order._metrika_is_website_cart()
-                    and order.company_id.metrika_order_event != "created"
+                    and order.company_id.metrika_order_event != const.ORDER_EVENT_CREATED
                 )
             )
         )
-        if orders:
-            super(SaleOrder, orders)._metrika_retry_skipped(contact_only=contact_only)
+        if not orders:
+            return None
+        return super(SaleOrder, orders)._metrika_retry_skipped(contact_only=contact_only)
 
     def _action_confirm(self):
         result = super()._action_confirm()
@@ -197,7 +198,8 @@ class SaleOrder(models.Model):
         conversions._metrika_enqueue(
             self.filtered(
                 lambda order: (
-                    order.state == "sale" or order.company_id.metrika_order_event == "created"
+                    order.state == "sale"
+                    or order.company_id.metrika_order_event == const.ORDER_EVENT_CREATED
                 )
             ),
             const.EVENT_IN_PROGRESS,

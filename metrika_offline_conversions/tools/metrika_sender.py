@@ -22,7 +22,6 @@ import time
 from datetime import timedelta, timezone
 from decimal import Decimal
 
-
 from odoo import fields
 from odoo.tools import SQL
 
@@ -118,7 +117,7 @@ class UploadSender:
 
     def _mark_rejected(self, rows, rejected):
         """Rows the file builder left out, each with the builder's reason."""
-        for conversion, reason in zip(rows, rejected):
+        for conversion, reason in zip(rows, rejected, strict=True):
             conversion._metrika_mark_final(
                 const.STATE_ERROR,
                 const.REASON_INVALID_DATA,
@@ -212,7 +211,7 @@ class SimpleOrdersSender(UploadSender):
             hashed=self.company.metrika_hash_identifiers,
         )
         refused = [groups[index][1] for index in built.rejected]
-        for rows, reason in zip(refused, built.rejected.values()):
+        for rows, reason in zip(refused, built.rejected.values(), strict=True):
             self._mark_rejected(rows, [reason] * len(rows))
         if not built.data:
             return None
@@ -237,7 +236,9 @@ class SimpleOrdersSender(UploadSender):
         )
         rows = self.env.cr.fetchall()
         records = self.Conversion.browse(row_id for _order_id, row_id, _sent in rows)
-        latest = {order_id: record for (order_id, _id, _sent), record in zip(rows, records)}
+        latest = {
+            order_id: record for (order_id, _id, _sent), record in zip(rows, records, strict=True)
+        }
         # Rows of orders sent before but now in error or skipped are not in the query above.
         already_sent = {order_id for order_id, _id, sent in rows if sent}
         already_sent |= set(conversions.filtered("sent_at").mapped("metrika_order_id"))

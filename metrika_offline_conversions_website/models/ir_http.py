@@ -9,8 +9,9 @@ class IrHttp(models.AbstractModel):
 
     @classmethod
     def _frontend_pre_dispatch(cls):
-        super()._frontend_pre_dispatch()
+        result = super()._frontend_pre_dispatch()
         cls._metrika_remember_yclid()
+        return result
 
     @classmethod
     def _metrika_remember_yclid(cls):

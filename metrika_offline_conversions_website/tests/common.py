@@ -2,8 +2,8 @@
 
 import importlib.util
 import json
-import re
 import logging
+import re
 import shutil
 
 from odoo.tests import HttpCase, new_test_user

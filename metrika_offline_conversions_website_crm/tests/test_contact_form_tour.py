@@ -6,7 +6,6 @@ from odoo.addons.metrika_offline_conversions_website.tests.common import (
     MetrikaWebsiteCase,
 )
 
-
 TAG_URL = "https://mc.yandex.ru/metrika/tag.js"
 # Stands in for Yandex's tag.js in the browser: takes the calls queued before it loaded and
 # answers getClientID, as the real tag does.
