@@ -8,8 +8,10 @@ fails, when the install logs an error, or when no test ran at all.
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 from odoo_env import (
@@ -56,19 +58,35 @@ def main():
         database,
         flush=True,
     )
-    errors = 0
-    summary = None
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        for line in proc.stdout:
+    counts = {"errors": 0, "summary": None}
+
+    def read(stream):
+        for line in stream:
             sys.stdout.write(line)
             if ERROR_LINE.match(line):
-                errors += 1
+                counts["errors"] += 1
             found = RESULT.search(line)
             if found:
-                summary = tuple(int(value) for value in found.groups())
+                counts["summary"] = tuple(int(value) for value in found.groups())
+
+    # Odoo runs in a process group of its own: a browser a tour left behind holds the output
+    # pipe open, and is ended with the group once Odoo has exited, instead of hanging the run.
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
+        reader.start()
         returncode = proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        reader.join(timeout=60)
+    errors, summary = counts["errors"], counts["summary"]
     subprocess.run(["dropdb", "--if-exists", database], check=False)
 
     if summary is None:
