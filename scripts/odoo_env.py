@@ -84,3 +84,21 @@ def odoo_command(database, *args):
         addons_path(),
         *args,
     ]
+
+
+def install_command(database, modules):
+    """Odoo installing ``modules`` (names) on a fresh ``database``, quietly, then stopping."""
+    return odoo_command(
+        database,
+        "--init",
+        ",".join(modules),
+        "--without-demo",
+        "all",
+        "--stop-after-init",
+        "--http-port",
+        str(free_port()),
+        "--max-cron-threads",
+        "0",
+        "--log-level",
+        "warn",
+    )

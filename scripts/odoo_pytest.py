@@ -18,8 +18,7 @@ from odoo_env import (
     REPO,
     SHOP_MODULES,
     addons_path,
-    free_port,
-    odoo_command,
+    install_command,
     repository_addons,
     wait_for_postgres,
 )
@@ -29,20 +28,7 @@ def install(database, addons):
     """Install ``addons`` on a new ``database``; True when Odoo reported no error."""
     modules = ",".join((*addons, *SHOP_MODULES))
     print(f"odoo-pytest: installing {modules} on a fresh database {database}", flush=True)
-    command = odoo_command(
-        database,
-        "--init",
-        modules,
-        "--without-demo",
-        "all",
-        "--stop-after-init",
-        "--http-port",
-        str(free_port()),
-        "--max-cron-threads",
-        "0",
-        "--log-level",
-        "warn",
-    )
+    command = install_command(database, (*addons, *SHOP_MODULES))
     return subprocess.run(command, check=False).returncode == 0
 
 

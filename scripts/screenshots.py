@@ -31,6 +31,7 @@ from odoo_env import (
     REPO,
     addons_path,
     free_port,
+    install_command,
     odoo_command,
     wait_for_postgres,
 )
@@ -59,21 +60,7 @@ def load_stand_in():
 
 
 def install(database):
-    command = odoo_command(
-        database,
-        "--init",
-        ADDON,
-        "--without-demo",
-        "all",
-        "--stop-after-init",
-        "--http-port",
-        str(free_port()),
-        "--max-cron-threads",
-        "0",
-        "--log-level",
-        "warn",
-    )
-    subprocess.run(command, check=True)
+    subprocess.run(install_command(database, (ADDON,)), check=True)
 
 
 def make_demo_data(database, stand_in):
