@@ -11,12 +11,12 @@ It listens on 127.0.0.1 only (an ephemeral port), in a background thread; each r
 in its own daemon thread. ``stop()`` returns quickly even while a ``slow`` answer is pending.
 
 Endpoints (all need ``Authorization: OAuth <token>``; otherwise 401 ``unauthorized``; a counter
-the stand-in does not know gives 403 ``access_denied``)::
+the stand-in does not know gives 404 ``not_found``)::
 
     GET  /management/v1/counter/{id}                                → {"counter": {...}}
     GET  /management/v1/counter/{id}/goals                          → {"goals": [...]}
     POST /management/v1/counter/{id}/offline_conversions/upload     → {"uploading": {"id": N, "status": "UPLOADED"…}}
-    GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]} (oldest first)
+    GET  /management/v1/counter/{id}/offline_conversions/uploadings → {"uploadings": [...]}
     GET  /management/v1/counter/{id}/offline_conversions/uploading/{uid}
     POST /cdp/api/v1/counter/{id}/data/simple_orders                → {"uploading": {"uploading_id": ..., ...}}
     POST /cdp/api/v1/counter/{id}/data/{contacts|orders}/{csv|json}
@@ -33,10 +33,11 @@ What gives which answer (metrika-api.md §1–§2):
   (unknown or duplicate column, ``create_date_time`` missing, no identifier column, a
   ``columns_mapping`` header that is not in the file, a required field not mapped), no data rows,
   invalid JSON (``invalid_json``) or a JSON body without the ``contacts``/``orders`` list.
-  Offline conversions have no validation status, so **every** problem of an offline file is a 400:
-  not exactly one of ``ClientId``/``Yclid``/``UserId``/``PurchaseId``, ``Target``/``DateTime``
-  missing, an empty identifier, ``DateTime`` not integer seconds or in the future, ``Price`` without
-  a dot decimal, ``Currency`` not 3 letters.
+  An offline file's own problems are 400 too: not exactly one of
+  ``ClientId``/``Yclid``/``UserId``/``PurchaseId``, ``Target``/``DateTime`` missing, and a file
+  none of whose rows passes (an empty identifier, ``DateTime`` not integer seconds or in the
+  future, ``Price`` without a dot decimal, ``Currency`` not 3 letters…); rows that fail while others
+  pass are refused one by one (below).
 * **200 with** ``api_validation_status: "FAILED"`` and ``api_validation_errors`` for row-level format
   problems in a CDP file (simple orders, contacts, orders, CSV or JSON): wrong cell count,
   ``create_date_time`` not one of the §2.8 formats (or before 1970), a row without any identifier,
@@ -47,15 +48,63 @@ What gives which answer (metrika-api.md §1–§2):
   comma, a bad ``goals``/``products`` cell, a currency that is not 3 upper-case letters,
   ``client_type`` other than ``CONTACT``. Failed uploads are listed by ``last_uploadings`` too.
 
-Failing on demand: :meth:`MetrikaStandIn.fail_next`.
+Offline uploadings over time (metrika-api.md §1.4; Yandex: "It can take up to 2 hours to process
+the data", https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/upload_1):
+
+* Rows Metrica refuses are left out one by one: ``source_quantity`` counts the file's rows,
+  ``line_quantity`` those that passed (a ``DateTime`` in the future or not in seconds, an empty or
+  malformed identifier, a bad ``Target`` or ``Price``, a wrong cell count, and with
+  ``strict_goals=True`` a ``Target`` that is not a JS-event goal of the counter). A file in which
+  no row passes is answered 400 ``invalid_uploading``.
+* An uploading is stored as ``offline_initial_status`` (``UPLOADED``, or ``PREPARED``) and, once
+  ``offline_processing_delay`` seconds of the stand-in's clock have passed (``None``: never on its
+  own), becomes ``PROCESSED`` when at least one row linked, else ``LINKAGE_FAILURE``. The counts
+  come from the file: a row whose ``Target`` is not a goal of the counter is
+  ``goal_not_found_quantity``, one whose identifier is not a known visitor
+  (:meth:`MetrikaStandIn.add_visitor`; until one is added every identifier is known) is
+  ``user_not_found_quantity``, the others ``linked_quantity``. :meth:`MetrikaStandIn.hold_offline`
+  / :meth:`MetrikaStandIn.hold_next_offline` keep an uploading processing forever;
+  :meth:`MetrikaStandIn.set_offline_status` moves one on by hand.
+* The list ``GET …/uploadings?limit&offset`` (default limit 10000) pages like Metrica; its order is
+  undocumented, so it is settable (``list_order`` ``"oldest"`` / ``"newest"``), and so is the
+  largest page it gives (``max_page_size``), to make a client read several pages.
+
+Failing on demand: :meth:`MetrikaStandIn.fail_next` (one request at a time),
+:meth:`MetrikaStandIn.fail_randomly` (a share of them, before or after storing),
+:meth:`MetrikaStandIn.outage` (everything 503). What was stored, and how many times, is counted
+(:meth:`MetrikaStandIn.stats`), so a benchmark can count what was delivered and what twice.
+
+A counter the stand-in does not know is answered 404 ``not_found``; one made inaccessible with
+:meth:`MetrikaStandIn.deny_access` 403 ``access_denied``.
+
+As its own process (for benchmarks that run Odoo in another process)::
+
+    python3 tests/metrika_stand_in.py --port 8765 --token T --counter 12345
+
+prints its URL on one line and serves until killed (SIGTERM/SIGINT). Besides the Metrica routes it
+answers a control path, outside them and never recorded or failed::
+
+    POST /_stand_in/control   JSON {"reset": true, "outage": true|false,
+                                    "fail_randomly": {"rate": 0.3, "seed": 1, "modes": [...],
+                                                      "path": "..."} | null,
+                                    "fail_next": {"kind": 503, "times": 1, ...},
+                                    "offline_processing_delay": 5 | null, "list_order": "newest",
+                                    "max_page_size": 2, "hold_next_offline": 1,
+                                    "visitors": ["133591247640966458", ...]}
+                              → {"ok": true}
+    GET  /_stand_in/stats     → :meth:`MetrikaStandIn.stats` (``?rows=0`` leaves the row lists out)
 """
 
+import argparse
+import collections
 import csv
 import datetime
 import http.server
 import io
 import json
+import random
 import re
+import signal
 import threading
 import time
 import urllib.parse
@@ -92,6 +141,23 @@ OFFLINE_ID_COLUMNS = {
     "PurchaseId": "PURCHASE_ID",
 }
 OFFLINE_TYPES = ("BASIC", "CALLS", "CHATS")
+
+# Offline uploading statuses (metrika-api.md §1.4).
+OFFLINE_PREPARED = "PREPARED"
+OFFLINE_UPLOADED = "UPLOADED"
+OFFLINE_PROCESSED = "PROCESSED"
+OFFLINE_LINKAGE_FAILURE = "LINKAGE_FAILURE"
+OFFLINE_FINAL_STATUSES = (OFFLINE_PROCESSED, OFFLINE_LINKAGE_FAILURE)
+DEFAULT_PAGE_SIZE = 10000  # the list's default (and largest) limit, findAll_1
+LIST_OLDEST_FIRST = "oldest"
+LIST_NEWEST_FIRST = "newest"
+
+# Where a random failure strikes: before storing (nothing stored) or after (stored, answer lost).
+FAIL_BEFORE = "before"
+FAIL_AFTER = "after"
+_FAIL_BEFORE_KINDS = (503, 504, "drop")
+_FAIL_AFTER_KINDS = ("drop", 504)
+CONTROL_PREFIX = "/_stand_in/"
 
 SIMPLE_ORDER_COLUMNS = (
     "id",
@@ -377,17 +443,55 @@ class MetrikaStandIn:
     :param counters: ``{id: counter dict}`` or a list of counter dicts; default one counter 12345
         ("Test shop", Europe/Moscow, +180) with two JS-event goals
     :param clock: returns epoch seconds; used for ``DateTime`` "not in the future" and timestamps
-    :param strict_goals: a goal-like ``order_status`` must be a JS-event goal of the counter
+    :param strict_goals: a goal-like ``order_status`` must be a JS-event goal of the counter, and
+        an offline row whose ``Target`` is not one is refused
+    :param port: the port to listen on (``0``: a free one)
+    :param list_order: order of the offline uploadings list, ``"oldest"`` or ``"newest"`` first
+    :param max_page_size: the most uploadings one list request returns, whatever its ``limit``
+    :param offline_processing_delay: seconds (of ``clock``) after which a stored offline uploading
+        is processed; ``None``: only :meth:`set_offline_status` moves it on
+    :param offline_initial_status: ``UPLOADED`` (default) or ``PREPARED``
 
     Attributes for tests: ``url``, ``requests`` (list of :class:`RecordedRequest`), ``counters``,
     ``goals`` (per counter), ``order_statuses`` (per counter), ``offline_uploadings`` and
-    ``cdp_uploadings`` (per counter), ``token`` (change it to simulate a revoked token).
+    ``cdp_uploadings`` (per counter; keys starting with ``_`` are the stand-in's own and never
+    answered), ``token`` (change it to simulate a revoked token), ``visitors`` (per counter),
+    ``denied_counters``, ``stored_offline_rows`` / ``stored_order_ids`` (Counters of what was
+    stored, see :meth:`stats`), ``random_failures`` (Counter of injected random failures), and
+    the keyword arguments above (settable while running).
     """
 
-    def __init__(self, token="test-token", counters=None, *, clock=time.time, strict_goals=False):
+    def __init__(
+        self,
+        token="test-token",
+        counters=None,
+        *,
+        clock=time.time,
+        strict_goals=False,
+        port=0,
+        list_order=LIST_OLDEST_FIRST,
+        max_page_size=DEFAULT_PAGE_SIZE,
+        offline_processing_delay=None,
+        offline_initial_status=OFFLINE_UPLOADED,
+    ):
         self.token = token
         self.clock = clock
         self.strict_goals = strict_goals
+        self.requested_port = int(port)
+        self.list_order = list_order
+        self.max_page_size = max_page_size
+        self.offline_processing_delay = offline_processing_delay
+        self.offline_initial_status = offline_initial_status
+        self.denied_counters = set()
+        self.visitors = {}  # counter id -> set of known identifiers; absent: every one known
+        self._held_next_offline = 0
+        self._outage = False
+        self._random_failure = None
+        self._rng = random.Random()
+        self.random_failures = collections.Counter()  # FAIL_BEFORE / FAIL_AFTER -> times
+        # (identifier, Target, DateTime) -> times stored, and simple_orders id -> times stored
+        self.stored_offline_rows = collections.Counter()
+        self.stored_order_ids = collections.Counter()
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -421,7 +525,7 @@ class MetrikaStandIn:
             return self
         self._stopping.clear()
         handler = type("MetrikaStandInHandler", (_Handler,), {"stand_in": self})
-        server = http.server.ThreadingHTTPServer((HOST, 0), handler)
+        server = http.server.ThreadingHTTPServer((HOST, self.requested_port), handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
@@ -524,31 +628,150 @@ class MetrikaStandIn:
                 for cond in goal.get("conditions", [])
             }
 
-    def set_offline_status(self, uploading_id, status="PROCESSED", counter_id=None, **fields):
-        """Move an offline uploading on (e.g. ``PROCESSED`` with ``linked_quantity=…``)."""
+    def add_visitor(self, identifier, counter_id=DEFAULT_COUNTER_ID):
+        """Make ``identifier`` (a ClientId, Yclid, UserId or PurchaseId) a known visitor.
+
+        Until the first one is added, every identifier of the counter counts as known; from then
+        on, offline rows with other identifiers are ``user_not_found_quantity`` when processed.
+        """
         with self._lock:
-            for cid, uploadings in self.offline_uploadings.items():
-                if counter_id not in (None, cid):
-                    continue
-                uploading = uploadings.get(int(uploading_id))
-                if uploading is not None:
-                    uploading["status"] = status
-                    uploading.update(fields)
-                    return dict(uploading)
+            self.visitors.setdefault(int(counter_id), set()).add(str(identifier))
+
+    def deny_access(self, counter_id, denied=True):
+        """Answer every request for ``counter_id`` 403 ``access_denied`` (the token's user has no
+        access to it), or stop doing so with ``denied=False``."""
+        with self._lock:
+            if denied:
+                self.denied_counters.add(int(counter_id))
+            else:
+                self.denied_counters.discard(int(counter_id))
+
+    def _find_offline(self, uploading_id, counter_id=None):
+        for cid, uploadings in self.offline_uploadings.items():
+            if counter_id not in (None, cid):
+                continue
+            uploading = uploadings.get(int(uploading_id))
+            if uploading is not None:
+                return uploading
         raise KeyError(uploading_id)
 
-    def reset(self):
-        """Forget recorded requests, pending failures, uploadings and status mappings.
+    def set_offline_status(self, uploading_id, status=OFFLINE_PROCESSED, counter_id=None, **fields):
+        """Move an offline uploading on (e.g. ``PROCESSED`` with ``linked_quantity=…``).
 
-        Counters, goals, the token and the port are kept.
+        A final status without the count fields gets the counts computed from the file (see the
+        module docstring); a final status set here is never changed by the processing delay.
+        """
+        with self._lock:
+            uploading = self._find_offline(uploading_id, counter_id)
+            if status in OFFLINE_FINAL_STATUSES:
+                for name, value in self._linkage_counts(uploading).items():
+                    fields.setdefault(name, value)
+            uploading["status"] = status
+            uploading.update(fields)
+            return _public(uploading)
+
+    def hold_offline(self, uploading_id, counter_id=None, held=True):
+        """Keep an offline uploading processing forever (``held=False`` lets it go on again)."""
+        with self._lock:
+            self._find_offline(uploading_id, counter_id)["_held"] = bool(held)
+
+    def hold_next_offline(self, times=1):
+        """Keep the next ``times`` stored offline uploadings processing forever."""
+        with self._lock:
+            self._held_next_offline += int(times)
+
+    def reset(self):
+        """Forget recorded requests, pending and random failures, the outage, uploadings, status
+        mappings and the stored-row counts.
+
+        Counters, goals, visitors, denied counters, the settings (order, page size, delay), the
+        token and the port are kept.
         """
         with self._lock:
             self.requests.clear()
             self._failures.clear()
+            self._held_next_offline = 0
+            self._outage = False
+            self._random_failure = None
+            self.random_failures.clear()
+            self.stored_offline_rows.clear()
+            self.stored_order_ids.clear()
             for cid in self.counters:
                 self.order_statuses[cid] = []
                 self.offline_uploadings[cid] = {}
                 self.cdp_uploadings[cid] = []
+
+    def outage(self, on=True):
+        """While on, every Metrica request is answered 503 ``backend_error`` (nothing stored)."""
+        with self._lock:
+            self._outage = bool(on)
+
+    def fail_randomly(self, rate, seed=None, modes=(FAIL_BEFORE, FAIL_AFTER), path=None):
+        """Fail each matching request with probability ``rate`` (``0`` or ``None`` stops it).
+
+        A failing request picks one of ``modes`` at random: ``"before"`` answers 503, 504 or drops
+        the connection without storing anything; ``"after"`` stores the request first, then drops
+        the connection or answers 504 (the answer is lost). ``seed`` makes the sequence
+        repeatable; ``path`` (substring) restricts the failures to some requests.
+        :meth:`fail_next` failures come first; ``random_failures`` counts what was injected.
+        """
+        modes = tuple(modes)
+        if not rate:
+            with self._lock:
+                self._random_failure = None
+            return
+        if not 0 < float(rate) <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        if not modes or any(mode not in (FAIL_BEFORE, FAIL_AFTER) for mode in modes):
+            raise ValueError("modes must be %r and/or %r" % (FAIL_BEFORE, FAIL_AFTER))
+        with self._lock:
+            self._rng = random.Random(seed)
+            self._random_failure = (float(rate), modes, path)
+
+    def stats(self, rows=True):
+        """What the stand-in stored, as JSON-ready data (also ``GET /_stand_in/stats``).
+
+        ``offline``: uploadings, ``rows_stored`` (every stored row), ``rows_distinct`` (distinct
+        (identifier, Target, DateTime)), ``duplicate_rows`` (stored more than once, the extra
+        times), ``rows`` (``[identifier, Target, DateTime, times]``). ``simple_orders``: the same
+        for order ids of passed uploads (``ids``: ``{id: times}``; ``repeats`` are harmless with
+        ``SAVE`` but counted). ``requests``: all Metrica requests; ``random_failures``: injected.
+        """
+        with self._lock:
+            offline_stored = sum(self.stored_offline_rows.values())
+            orders_stored = sum(self.stored_order_ids.values())
+            result = {
+                "requests": len(self.requests),
+                "outage": self._outage,
+                "random_failures": {
+                    FAIL_BEFORE: self.random_failures[FAIL_BEFORE],
+                    FAIL_AFTER: self.random_failures[FAIL_AFTER],
+                },
+                "offline": {
+                    "uploadings": sum(len(u) for u in self.offline_uploadings.values()),
+                    "rows_stored": offline_stored,
+                    "rows_distinct": len(self.stored_offline_rows),
+                    "duplicate_rows": offline_stored - len(self.stored_offline_rows),
+                },
+                "simple_orders": {
+                    "uploadings": sum(
+                        1
+                        for uploadings in self.cdp_uploadings.values()
+                        for u in uploadings
+                        if u["entity_subtype"] == "SIMPLE_ORDERS"
+                    ),
+                    "rows_stored": orders_stored,
+                    "ids_distinct": len(self.stored_order_ids),
+                    "repeats": orders_stored - len(self.stored_order_ids),
+                },
+            }
+            if rows:
+                result["offline"]["rows"] = [
+                    [identifier, target, stamp, times]
+                    for (identifier, target, stamp), times in self.stored_offline_rows.items()
+                ]
+                result["simple_orders"]["ids"] = dict(self.stored_order_ids)
+            return result
 
     def fail_next(self, kind, times=1, **kw):
         """Make the next ``times`` matching requests fail.
@@ -567,6 +790,8 @@ class MetrikaStandIn:
           client timed out); otherwise it is not processed and answered 504 ``timeout``.
         * ``"drop"``: close the connection without any answer; ``accept=True`` processes the request
           first (accepted, but the answer is lost).
+        * An HTTP status with ``accept=True``: the request is processed (stored) first, then
+          answered with that status (e.g. 504: stored, but the client sees a timeout).
 
         ``path=`` (substring) and ``method=`` restrict which requests the failure applies to.
         """
@@ -597,13 +822,35 @@ class MetrikaStandIn:
                 return failure
         return None
 
+    def _take_random_failure(self, path):
+        if self._random_failure is None:
+            return None
+        rate, modes, only_path = self._random_failure
+        if (only_path and only_path not in path) or self._rng.random() >= rate:
+            return None
+        mode = self._rng.choice(modes)
+        self.random_failures[mode] += 1
+        if mode == FAIL_BEFORE:
+            return _Failure(self._rng.choice(_FAIL_BEFORE_KINDS), 1, {})
+        return _Failure(self._rng.choice(_FAIL_AFTER_KINDS), 1, {"accept": True})
+
     def _dispatch(self, handler, body):
         rec = RecordedRequest(handler.command, handler.path, dict(handler.headers.items()), body)
         self._parse_body(rec)
+        if rec.path.startswith(CONTROL_PREFIX):
+            status, payload = self._control(rec)
+            handler.send_answer(status, payload)
+            return
         with self._lock:
             self._in_flight += 1
             self.requests.append(rec)
-            failure = self._take_failure(rec.method, rec.path)
+            if self._outage:
+                failure = _Failure(503, 1, {})
+                failure.kind = "outage"
+            else:
+                failure = self._take_failure(rec.method, rec.path) or self._take_random_failure(
+                    rec.path
+                )
             rec.failure = failure.kind if failure else None
         try:
             answer = self._answer(rec, failure)
@@ -617,6 +864,40 @@ class MetrikaStandIn:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
+
+    def _control(self, rec):
+        """The control path (benchmarks in another process drive the stand-in through it)."""
+        if rec.method == "GET" and rec.path == CONTROL_PREFIX + "stats":
+            return 200, self.stats(rows=rec.query.get("rows", "1") not in ("0", "false"))
+        if rec.method != "POST" or rec.path != CONTROL_PREFIX + "control":
+            return 404, {"ok": False, "error": "unknown control path"}
+        if not isinstance(rec.json, dict):
+            return 400, {"ok": False, "error": "the body must be a JSON object"}
+        commands = rec.json
+        try:
+            if commands.get("reset"):
+                self.reset()
+            if "outage" in commands:
+                self.outage(bool(commands["outage"]))
+            if "fail_randomly" in commands:
+                options = commands["fail_randomly"] or {"rate": 0}
+                if "modes" in options:
+                    options = dict(options, modes=tuple(options["modes"]))
+                self.fail_randomly(**options)
+            if commands.get("fail_next"):
+                options = dict(commands["fail_next"])
+                self.fail_next(options.pop("kind"), **options)
+            if "hold_next_offline" in commands:
+                self.hold_next_offline(int(commands["hold_next_offline"]))
+            for identifier in commands.get("visitors") or ():
+                self.add_visitor(identifier, commands.get("counter_id", DEFAULT_COUNTER_ID))
+            with self._lock:
+                for name in ("offline_processing_delay", "list_order", "max_page_size"):
+                    if name in commands:
+                        setattr(self, name, commands[name])
+        except (KeyError, TypeError, ValueError) as err:
+            return 400, {"ok": False, "error": "%s: %s" % (type(err).__name__, err)}
+        return 200, {"ok": True}
 
     def _parse_body(self, rec):
         content_type = rec.content_type.lower()
@@ -653,6 +934,10 @@ class MetrikaStandIn:
                 kw.get("body", b"<html><body>Service is temporarily unavailable</body></html>"),
                 None,
             )
+        if kind == "outage":
+            return 503, error_body(503, "backend_error", _REASONS[503][1]), None
+        if kw.get("accept"):
+            self._route(rec)  # stored; the answer below replaces Metrica's
         return self._failure_answer(int(kind), kw)
 
     @staticmethod
@@ -743,8 +1028,10 @@ class MetrikaStandIn:
             counter_id = int(match.group(1))
             rec.counter_id = counter_id
             with self._lock:
-                if counter_id not in self.counters:
+                if counter_id in self.denied_counters:
                     raise _RequestError(403, "access_denied", "Access is denied")
+                if counter_id not in self.counters:
+                    raise _RequestError(404, "not_found", "Counter %d not found" % counter_id)
                 result = getattr(self, name)(rec, counter_id, *match.groups()[1:])
             if len(result) == 2:
                 return result[0], result[1], None
@@ -812,64 +1099,97 @@ class MetrikaStandIn:
         if not rows:
             raise _RequestError(400, "invalid_uploading", "The file has no data rows")
         now = self.clock()
-        problems = []
+        goals = self.action_goal_ids(cid) if self.strict_goals else None
+        problems, accepted = [], []
         for line, row in rows:
-            if len(row) != len(header):
-                problems.append(
-                    "line %d: expected %d values, got %d" % (line, len(header), len(row))
-                )
-                continue
-            values = dict(zip(header, row, strict=True))
-            ident = values[id_column]
-            if not ident:
-                problems.append("line %d: %s is empty" % (line, id_column))
-            elif id_column in ("ClientId", "Yclid") and not _CLIENT_ID_RE.match(ident):
-                problems.append("line %d: %s must be digits" % (line, id_column))
-            if not values["Target"] or not _GOAL_ID_RE.match(values["Target"]):
-                problems.append("line %d: Target must be a goal identifier" % line)
-            stamp = values["DateTime"]
-            if not re.fullmatch(r"\d{1,11}", stamp or ""):
-                problems.append("line %d: DateTime must be a Unix timestamp in seconds" % line)
-            elif int(stamp) > now:
-                problems.append("line %d: DateTime is in the future" % line)
-            price = values.get("Price", "")
-            if price and not _DECIMAL_RE.match(price):
-                problems.append("line %d: Price must be a decimal number with a dot" % line)
-            currency = values.get("Currency", "")
-            if currency and not re.fullmatch(r"[A-Za-z]{3}", currency):
-                problems.append("line %d: Currency must be a 3-letter ISO 4217 code" % line)
-        if problems:
+            reasons = _offline_row_problems(header, row, id_column, now, goals)
+            if reasons:
+                problems.extend("line %d: %s" % (line, reason) for reason in reasons)
+            else:
+                values = dict(zip(header, row, strict=True))
+                accepted.append((values[id_column], values["Target"], values["DateTime"]))
+        if not accepted:
             raise _RequestError(400, "invalid_uploading", "; ".join(problems[:20]))
+        held = self._held_next_offline > 0
+        if held:
+            self._held_next_offline -= 1
         uploading = {
             "id": self._next_offline_id,
             "create_time": _iso(now),
             "source_quantity": len(rows),
-            "line_quantity": len(rows),
+            "line_quantity": len(accepted),
             "comment": comment,
             "type": upload_type,
             "client_id_type": OFFLINE_ID_COLUMNS[id_column],
-            "status": "UPLOADED",
+            "status": self.offline_initial_status,
             "goal_not_found_quantity": 0,
             "user_not_found_quantity": 0,
             "linked_quantity": 0,
+            "_counter_id": cid,
+            "_stored_at": now,
+            "_rows": accepted,
+            "_refused": problems,
+            "_held": held,
         }
         self._next_offline_id += 1
         self.offline_uploadings[cid][uploading["id"]] = uploading
-        return 200, {"uploading": dict(uploading)}
+        self.stored_offline_rows.update(accepted)
+        return 200, {"uploading": _public(uploading)}
+
+    def _linkage_counts(self, uploading):
+        """The counts Metrica reports once it processed the uploading's accepted rows."""
+        cid = uploading.get("_counter_id")
+        goals = self.action_goal_ids(cid) if cid is not None else set()
+        visitors = self.visitors.get(cid)
+        counts = {"linked_quantity": 0, "goal_not_found_quantity": 0, "user_not_found_quantity": 0}
+        for identifier, target, _stamp in uploading.get("_rows", ()):
+            if target not in goals:
+                counts["goal_not_found_quantity"] += 1
+            elif visitors is not None and identifier not in visitors:
+                counts["user_not_found_quantity"] += 1
+            else:
+                counts["linked_quantity"] += 1
+        return counts
+
+    def _advance_offline(self, uploading):
+        """Process the uploading if its delay has passed (called whenever it is read)."""
+        delay = self.offline_processing_delay
+        if (
+            delay is None
+            or uploading.get("_held")
+            or "_stored_at" not in uploading
+            or uploading["status"] in OFFLINE_FINAL_STATUSES
+            or self.clock() < uploading["_stored_at"] + delay
+        ):
+            return
+        counts = self._linkage_counts(uploading)
+        uploading.update(counts)
+        uploading["status"] = (
+            OFFLINE_PROCESSED if counts["linked_quantity"] else OFFLINE_LINKAGE_FAILURE
+        )
 
     def _get_offline_list(self, rec, cid):
-        limit = _int_param(rec, "limit", 10000, 1, 10000)
+        limit = _int_param(rec, "limit", DEFAULT_PAGE_SIZE, 1, DEFAULT_PAGE_SIZE)
         offset = _int_param(rec, "offset", 0, 0, None)
-        items = sorted(self.offline_uploadings[cid].values(), key=lambda u: u["id"])
+        limit = min(limit, int(self.max_page_size))
+        items = sorted(
+            self.offline_uploadings[cid].values(),
+            key=lambda u: u["id"],
+            reverse=self.list_order == LIST_NEWEST_FIRST,
+        )
         if rec.query.get("type"):
             items = [u for u in items if u["type"] == rec.query["type"]]
-        return 200, {"uploadings": [dict(u) for u in items[offset : offset + limit]]}
+        page = items[offset : offset + limit]
+        for uploading in page:
+            self._advance_offline(uploading)
+        return 200, {"uploadings": [_public(u) for u in page]}
 
     def _get_offline_one(self, rec, cid, uploading_id):
         uploading = self.offline_uploadings[cid].get(int(uploading_id))
         if uploading is None:
             raise _RequestError(404, "not_found", "Uploading %s not found" % uploading_id)
-        return 200, {"uploading": dict(uploading)}
+        self._advance_offline(uploading)
+        return 200, {"uploading": _public(uploading)}
 
     # CDP ----------------------------------------------------------------
 
@@ -947,6 +1267,9 @@ class MetrikaStandIn:
             errors.extend(
                 "line %d: %s" % (line, p) for p in _check_order_row(values, goals, "simple")
             )
+        if not errors and "id" in header:  # FAILED means nothing was loaded
+            column = header.index("id")
+            self.stored_order_ids.update(row[column] for _line, row in rows)
         return self._store_cdp(cid, "SIMPLE_ORDERS", "CSV", len(rows), errors)
 
     def _post_cdp_detailed(self, rec, cid, kind, fmt):
@@ -1107,6 +1430,36 @@ class MetrikaStandIn:
 
 def _public(uploading):
     return {k: v for k, v in uploading.items() if not k.startswith("_")}
+
+
+def _offline_row_problems(header, row, id_column, now, goals):
+    """Why Metrica would refuse one offline-conversion row (empty list: it passes)."""
+    if len(row) != len(header):
+        return ["expected %d values, got %d" % (len(header), len(row))]
+    values = dict(zip(header, row, strict=True))
+    problems = []
+    ident = values[id_column]
+    if not ident:
+        problems.append("%s is empty" % id_column)
+    elif id_column in ("ClientId", "Yclid") and not _CLIENT_ID_RE.match(ident):
+        problems.append("%s must be digits" % id_column)
+    target = values["Target"]
+    if not target or not _GOAL_ID_RE.match(target):
+        problems.append("Target must be a goal identifier")
+    elif goals is not None and target not in goals:
+        problems.append("Target %s is not a JS-event goal of the counter" % target)
+    stamp = values["DateTime"]
+    if not re.fullmatch(r"\d{1,11}", stamp or ""):
+        problems.append("DateTime must be a Unix timestamp in seconds")
+    elif int(stamp) > now:
+        problems.append("DateTime is in the future")
+    price = values.get("Price", "")
+    if price and not _DECIMAL_RE.match(price):
+        problems.append("Price must be a decimal number with a dot")
+    currency = values.get("Currency", "")
+    if currency and not re.fullmatch(r"[A-Za-z]{3}", currency):
+        problems.append("Currency must be a 3-letter ISO 4217 code")
+    return problems
 
 
 def _int_param(rec, name, default, low, high):
@@ -1355,3 +1708,63 @@ def _check_json_item(kind, item, goals):
         ):
             problems.append("currency must be a 3-letter ISO 4217 code")
     return problems
+
+
+# -------------------------------------------------------------------- as its own process
+
+
+def main(argv=None):
+    """Serve the stand-in until SIGTERM/SIGINT; print its URL on the first line of stdout."""
+    parser = argparse.ArgumentParser(description="A local stand-in for the Yandex Metrica API.")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
+    parser.add_argument("--token", default="test-token", help="the OAuth token accepted")
+    parser.add_argument(
+        "--counter",
+        type=int,
+        action="append",
+        help="a counter id to serve (repeatable; default %d)" % DEFAULT_COUNTER_ID,
+    )
+    parser.add_argument(
+        "--goal",
+        action="append",
+        help="JS-event goal identifier of every counter (repeatable; default: %s)"
+        % ", ".join(identifier for identifier, _name in DEFAULT_GOALS),
+    )
+    parser.add_argument("--strict-goals", action="store_true")
+    parser.add_argument(
+        "--processing-delay",
+        type=float,
+        default=None,
+        help="seconds until an offline uploading is processed (default: never on its own)",
+    )
+    parser.add_argument("--list-order", choices=(LIST_OLDEST_FIRST, LIST_NEWEST_FIRST))
+    parser.add_argument("--max-page-size", type=int, default=DEFAULT_PAGE_SIZE)
+    args = parser.parse_args(argv)
+    goals = args.goal or [identifier for identifier, _name in DEFAULT_GOALS]
+    counters = [
+        dict(DEFAULT_COUNTER, id=counter_id, goals=goals)
+        for counter_id in (args.counter or [DEFAULT_COUNTER_ID])
+    ]
+    api = MetrikaStandIn(
+        token=args.token,
+        counters=counters,
+        strict_goals=args.strict_goals,
+        port=args.port,
+        list_order=args.list_order or LIST_OLDEST_FIRST,
+        max_page_size=args.max_page_size,
+        offline_processing_delay=args.processing_delay,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_args: stop.set())
+    api.start()
+    print(api.url, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        api.stop()
+
+
+if __name__ == "__main__":
+    main()

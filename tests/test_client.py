@@ -18,6 +18,7 @@ from metrika_core.errors import (
     MetrikaError,
     MetrikaQuotaError,
     MetrikaServerError,
+    MetrikaSettingsError,
     MetrikaTimeoutError,
     MetrikaTransportError,
     MetrikaUnexpectedResponseError,
@@ -74,31 +75,7 @@ STATUSES = [
 ]
 
 
-@pytest.fixture
-def api():
-    with MetrikaStandIn(token=TOKEN) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-def make_client(api):
-    clients = []
-
-    def make(token=TOKEN, counter_id=COUNTER, **kwargs):
-        kwargs.setdefault("base_url", api.url)
-        kwargs.setdefault("timeout", (2.0, 5.0))
-        client = MetrikaClient(token, counter_id, **kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client):
-    return make_client()
+# The fixtures api, make_client and client live in conftest.py.
 
 
 def assert_clean_request(rec, token=TOKEN):
@@ -209,7 +186,7 @@ def test_list_goals(api, client):
 
 
 def test_upload_offline_conversions(api, client):
-    uploading = client.upload_offline_conversions(OFFLINE, comment="odoo batch 7")
+    uploading = client.upload_offline_conversions(OFFLINE, comment="OdooBatch7")
     assert uploading["status"] == "UPLOADED"
     assert uploading["source_quantity"] == 2 and uploading["line_quantity"] == 2
     assert uploading["client_id_type"] == "CLIENT_ID"
@@ -218,7 +195,7 @@ def test_upload_offline_conversions(api, client):
         "POST",
         "/management/v1/counter/12345/offline_conversions/upload",
     )
-    assert rec.query == {"type": "BASIC", "comment": "odoo batch 7"}
+    assert rec.query == {"type": "BASIC", "comment": "OdooBatch7"}
     assert rec.content_type.startswith("multipart/form-data")
     assert list(rec.parts) == ["file"]
     assert (rec.filename, rec.file_content_type, rec.file) == (
@@ -271,7 +248,7 @@ def test_offline_uploading_lookup(api, client):
 
 
 def test_unknown_offline_uploading_is_404(client):
-    with pytest.raises(MetrikaBadRequestError) as info:
+    with pytest.raises(MetrikaSettingsError) as info:
         client.get_offline_uploading(999)
     assert info.value.status == 404 and info.value.error_type == "not_found"
     assert info.value.retryable is False
@@ -477,10 +454,17 @@ def test_wrong_token_is_auth_error(make_client):
     assert "wrong-token" not in str(err) and "wrong-token" not in repr(err)
 
 
-def test_unknown_counter_is_access_denied(make_client):
+def test_unknown_counter_is_not_found(make_client):
     client = make_client(counter_id=999)
-    with pytest.raises(MetrikaAuthError) as info:
+    with pytest.raises(MetrikaSettingsError) as info:
         client.upload_simple_orders(SIMPLE_ORDERS)
+    assert (info.value.status, info.value.error_type) == (404, "not_found")
+
+
+def test_counter_without_access_is_access_denied(api, make_client):
+    api.deny_access(12345)
+    with pytest.raises(MetrikaAuthError) as info:
+        make_client().upload_simple_orders(SIMPLE_ORDERS)
     assert (info.value.status, info.value.error_type) == (403, "access_denied")
 
 
@@ -518,7 +502,7 @@ def test_bad_request_with_several_errors_and_location(api, client):
         "message": "bad merge_mode",
     }
     api.fail_next(400, body=body, headers={"Content-Type": "application/json"})
-    with pytest.raises(MetrikaBadRequestError) as info:
+    with pytest.raises(MetrikaSettingsError) as info:  # about the request: a query parameter
         client.get_counter()
     err = info.value
     assert err.errors == [
@@ -529,7 +513,7 @@ def test_bad_request_with_several_errors_and_location(api, client):
     assert "missing_parameter: no file" in str(err)
 
 
-@pytest.mark.parametrize("status", [404, 406, 409])
+@pytest.mark.parametrize("status", [409, 413])
 def test_other_4xx_are_bad_requests(api, client, status):
     api.fail_next(status)
     with pytest.raises(MetrikaBadRequestError) as info:
@@ -563,7 +547,7 @@ def test_parallel_and_unknown_quotas(api, client):
     with pytest.raises(MetrikaQuotaError) as info:
         client.get_counter()
     assert info.value.retry_after == 2.0
-    api.fail_next(429, error_type="quota_requests_by_counter_id")
+    api.fail_next(429, error_type="quota_of_a_kind_not_documented")
     with pytest.raises(MetrikaQuotaError) as info:
         client.get_counter()
     assert info.value.retry_after == DEFAULT_QUOTA_RETRY_AFTER
@@ -631,9 +615,9 @@ def test_timed_out_offline_upload_found_by_comment(api, make_client):
     client = make_client(timeout=(1.0, 0.3))
     api.fail_next("slow", delay=0.6, accept=True)
     with pytest.raises(MetrikaTimeoutError):
-        client.upload_offline_conversions(OFFLINE, comment="batch 42")
+        client.upload_offline_conversions(OFFLINE, comment="batch42")
     assert api.wait_idle(5)
-    assert client.find_offline_uploading("batch 42")["source_quantity"] == 2
+    assert client.find_offline_uploading("batch42")["source_quantity"] == 2
 
 
 def test_slow_without_accept_stores_nothing(api, make_client):

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from metrika_core.errors import MetrikaDataError
 from metrika_core.formats import (
     CANCELLED,
     IN_PROGRESS,
@@ -27,9 +28,11 @@ from metrika_core.formats import (
     build_contacts_csv,
     build_contacts_json,
     build_offline_conversions_csv,
+    build_offline_conversions_file,
     build_orders_csv,
     build_orders_json,
     build_simple_orders_csv,
+    build_simple_orders_file,
     build_status_mapping_json,
     format_decimal,
     group_offline_conversions,
@@ -1016,3 +1019,117 @@ def test_status_mapping_limits_accepted_and_duplicate_refused():
 
 def test_errors_are_value_errors():
     assert issubclass(UploadDataError, ValueError)
+
+
+# --------------------------------------------------------------------------- built once, per row
+
+
+def assert_every_index_accounted_for(built, count):
+    """Each input index is in exactly one of row_indexes, rejected and superseded."""
+    parts = [set(built.row_indexes), set(built.rejected), set(built.superseded)]
+    assert sum(len(part) for part in parts) == count
+    assert set().union(*parts) == set(range(count))
+
+
+def test_simple_orders_file_of_valid_rows_is_the_csv_builders_file():
+    orders = [order("A"), order("B", emails=("mail@yandex.ru",)), order("C", revenue=Decimal(5))]
+    built = build_simple_orders_file(orders, "Europe/Moscow", hashed=True)
+    assert built.data == build_simple_orders_csv(orders, "Europe/Moscow", hashed=True)
+    assert (built.row_count, built.rejected, built.superseded) == (3, {}, {})
+    assert built.row_indexes == (0, 1, 2)
+
+
+def test_simple_orders_file_leaves_bad_rows_out_with_their_reason():
+    orders = [
+        order("A", revenue=Decimal(1)),  # 0: superseded by 4
+        order("B", client_ids=(), emails=(), phones=()),  # 1: no identifier
+        order("C"),  # 2
+        order(None),  # 3: no id
+        order("A", revenue=Decimal(2)),  # 4: wins at A's first position
+        order("D", order_status="CANCELED"),  # 5: legacy spelling
+        order("E", currency="rub"),  # 6: bad currency
+        order("F", emails=("Mail@Yandex.ru",)),  # 7: not normalised
+    ]
+    built = build_simple_orders_file(orders, "Europe/Moscow")
+    header, rows = parse(built.data)
+    assert [row["id"] for row in rows] == ["A", "C"]
+    assert rows[0]["revenue"] == "2"
+    assert built.row_count == 2 and built.row_indexes == (4, 2)
+    assert built.superseded == {0: 4}
+    assert sorted(built.rejected) == [1, 3, 5, 6, 7]
+    assert "no identifier" in built.rejected[1]
+    assert "id must be a non-empty string" in built.rejected[3]
+    assert "CANCELED" in built.rejected[5]
+    assert all(isinstance(reason, str) and reason for reason in built.rejected.values())
+    assert_every_index_accounted_for(built, len(orders))
+
+
+def test_simple_orders_file_a_rejected_winner_takes_its_duplicates_with_it():
+    orders = [order("A"), order("A", client_ids=()), order("B")]
+    built = build_simple_orders_file(orders, "Europe/Moscow")
+    assert built.superseded == {0: 1} and list(built.rejected) == [1]
+    assert built.row_indexes == (2,)
+    assert_every_index_accounted_for(built, 3)
+
+
+def test_simple_orders_file_without_a_valid_row_has_no_data():
+    built = build_simple_orders_file([order("A", client_ids=())], "Europe/Moscow")
+    assert (built.data, built.row_count, list(built.rejected)) == (None, 0, [0])
+    empty = build_simple_orders_file(iter([]), "Europe/Moscow")
+    assert (empty.data, empty.row_count, empty.rejected, empty.row_indexes) == (None, 0, {}, ())
+
+
+def test_simple_orders_file_settings_of_every_row_still_raise():
+    with pytest.raises(UploadDataError):
+        build_simple_orders_file([order("A")], "Mars/Olympus")
+    with pytest.raises(UploadDataError):
+        build_simple_orders_file([order("A")], "Europe/Moscow", delimiter="|")
+
+
+def test_simple_orders_file_accepts_a_generator_and_the_old_builder_still_raises_the_first():
+    orders = [order("A"), order("B", client_ids=()), order("C", client_ids=())]
+    built = build_simple_orders_file((o for o in orders), "Europe/Moscow")
+    assert built.row_indexes == (0,) and sorted(built.rejected) == [1, 2]
+    with pytest.raises(UploadDataError, match="'B' has no identifier") as info:
+        build_simple_orders_csv(orders, "Europe/Moscow")
+    assert info.value.row_id == "B"
+
+
+def test_offline_file_leaves_bad_rows_out_and_merges_duplicates():
+    conversions = [
+        conversion("111", when=NOW - timedelta(hours=1), price=Decimal(1)),  # 0: superseded
+        conversion("12x"),  # 1: not digits
+        conversion("222", target="bad goal"),  # 2: space in the Target
+        conversion("111", when=NOW - timedelta(hours=1), price=Decimal(2)),  # 3: wins
+        conversion("333", when=NOW + timedelta(days=1)),  # 4: future, clamped to now - 1 s
+        conversion("444", when=datetime(1969, 12, 31, tzinfo=UTC)),  # 5: before 1970
+        conversion("555", when=datetime(2024, 1, 1)),  # 6: naive
+    ]
+    built = build_offline_conversions_file(conversions, "ClientId", now=NOW)
+    header, rows = parse(built.data)
+    assert header == ["ClientId", "Target", "DateTime", "Price", "Currency"]
+    assert [(row["ClientId"], row["Price"]) for row in rows] == [("111", "2"), ("333", "")]
+    assert rows[1]["DateTime"] == str(int(NOW.timestamp()) - 1)
+    assert built.row_indexes == (3, 4) and built.row_count == 2
+    assert built.superseded == {0: 3}
+    assert sorted(built.rejected) == [1, 2, 5, 6]
+    assert "digits expected" in built.rejected[1] and "Target" in built.rejected[2]
+    assert_every_index_accounted_for(built, len(conversions))
+
+
+def test_offline_file_of_valid_rows_is_the_csv_builders_file_and_bad_column_raises():
+    conversions = [conversion("1"), conversion("2", target="GOAL2")]
+    built = build_offline_conversions_file(conversions, "ClientId", now=NOW)
+    assert built.data == build_offline_conversions_csv(conversions, "ClientId", now=NOW)
+    assert built.rejected == {} and built.row_count == 2
+    none_valid = build_offline_conversions_file([conversion("x")], "Yclid", now=NOW)
+    assert none_valid.data is None and none_valid.row_count == 0
+    assert build_offline_conversions_file([], "UserId", now=NOW).data is None
+    with pytest.raises(UploadDataError, match="identifier column"):
+        build_offline_conversions_file(conversions, "Email", now=NOW)
+    with pytest.raises(UploadDataError, match="no offline conversions"):
+        build_offline_conversions_csv([], "ClientId", now=NOW)
+
+
+def test_data_errors_are_metrika_data_errors_and_value_errors():
+    assert issubclass(UploadDataError, MetrikaDataError) and issubclass(UploadDataError, ValueError)

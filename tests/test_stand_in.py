@@ -1,15 +1,17 @@
 """The Metrica stand-in itself: routing, auth, validation verdicts, failures on demand, lifecycle."""
 
 import concurrent.futures
+import contextlib
 import importlib.util
 import pathlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 import requests
-
 from metrika_stand_in import DEFAULT_COUNTER_ID, MetrikaStandIn
 
 TOKEN = "test-token"
@@ -145,9 +147,14 @@ def test_token_can_be_changed_to_simulate_revocation(api):
     assert requests.get(api.url + MGMT, headers=AUTH, timeout=5).status_code == 401
 
 
-def test_unknown_counter_is_403(api):
+def test_unknown_counter_is_404_and_a_denied_one_403(api):
     response = requests.get(api.url + "/management/v1/counter/999", headers=AUTH, timeout=5)
-    assert_error_body(response, 403, "access_denied")
+    assert_error_body(response, 404, "not_found", "Counter 999 not found")
+    api.deny_access(DEFAULT_COUNTER_ID)
+    assert_error_body(offline(api, b"ClientId,Target,DateTime\n1,G,1\n"), 403, "access_denied")
+    assert api.offline_uploadings[DEFAULT_COUNTER_ID] == {}
+    api.deny_access(DEFAULT_COUNTER_ID, denied=False)
+    assert requests.get(api.url + MGMT, headers=AUTH, timeout=5).status_code == 200
 
 
 def test_unknown_path_and_wrong_method(api):
@@ -184,7 +191,7 @@ def test_custom_counters_argument():
     with MetrikaStandIn(counters={5: {"name": "Five"}}) as api:
         five = requests.get(api.url + "/management/v1/counter/5", headers=AUTH, timeout=5)
         assert five.json()["counter"]["name"] == "Five"
-        assert requests.get(api.url + MGMT, headers=AUTH, timeout=5).status_code == 403
+        assert requests.get(api.url + MGMT, headers=AUTH, timeout=5).status_code == 404
     with MetrikaStandIn(counters=[{"id": 6}]) as api:
         assert DEFAULT_COUNTER_ID not in api.counters and 6 in api.counters
 
@@ -711,3 +718,361 @@ def test_never_binds_beyond_loopback():
                 assert sock.connect_ex((other, port)) != 0
     finally:
         api.stop()
+
+
+# ------------------------------------------------------------------ issue 8: Metrica over time
+
+
+class Clock:
+    """A clock the test moves by hand (epoch seconds)."""
+
+    def __init__(self, now=1_700_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def offline_file(*rows, column="ClientId"):
+    lines = ["%s,Target,DateTime" % column] + [",".join(map(str, row)) for row in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def list_uploadings(api, **params):
+    response = requests.get(
+        api.url + MGMT + "/offline_conversions/uploadings", params=params, headers=AUTH, timeout=5
+    )
+    assert response.status_code == 200, response.text
+    return [u["id"] for u in response.json()["uploadings"]]
+
+
+def get_uploading(api, uploading_id):
+    response = requests.get(
+        api.url + MGMT + "/offline_conversions/uploading/%d" % uploading_id, headers=AUTH, timeout=5
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["uploading"]
+
+
+def test_uploadings_list_pages_with_limit_offset_and_a_maximum_page(api):
+    ids = [
+        offline(api, offline_file((1, "G", 1)), comment="c%d" % i).json()["uploading"]["id"]
+        for i in range(5)
+    ]
+    assert list_uploadings(api) == ids  # default limit 10000, oldest first
+    assert list_uploadings(api, limit=2, offset=1) == ids[1:3]
+    assert list_uploadings(api, limit=10, offset=5) == []
+    api.max_page_size = 2
+    assert list_uploadings(api) == ids[:2]  # a page never exceeds the maximum
+    assert list_uploadings(api, offset=4) == ids[4:]
+    assert list_uploadings(api, limit=1, offset=0) == ids[:1]
+    api.list_order = "newest"
+    assert list_uploadings(api, offset=0) == ids[::-1][:2]
+    assert list_uploadings(api, offset=2) == ids[::-1][2:4]
+    too_big = requests.get(
+        api.url + MGMT + "/offline_conversions/uploadings",
+        params={"limit": 10001},
+        headers=AUTH,
+        timeout=5,
+    )
+    assert_error_body(too_big, 400, "invalid_parameter", "limit")
+
+
+def test_offline_rows_refused_one_by_one_are_left_out_of_line_quantity():
+    clock = Clock()
+    with MetrikaStandIn(clock=clock, strict_goals=True) as api:
+        data = offline_file(
+            (11, "crm_deal_won", int(clock.now) - 60),
+            (12, "crm_deal_won", int(clock.now) + 1),  # in the future
+            (13, "no_such_goal", int(clock.now) - 60),  # not a goal of the counter
+            (14, "crm_deal_won", int(clock.now)),  # now is not in the future
+        )
+        uploading = offline(api, data).json()["uploading"]
+        assert (uploading["source_quantity"], uploading["line_quantity"]) == (4, 2)
+        stats = api.stats()
+        assert sorted(row[0] for row in stats["offline"]["rows"]) == ["11", "14"]
+        # a file none of whose rows passes is refused as a whole
+        refused = offline(api, offline_file((12, "crm_deal_won", int(clock.now) + 1)))
+        assert_error_body(refused, 400, "invalid_uploading", "in the future")
+        assert api.stats()["offline"]["uploadings"] == 1
+
+
+def test_offline_uploadings_are_processed_after_the_delay_with_counts_from_the_file():
+    clock = Clock()
+    with MetrikaStandIn(clock=clock, offline_processing_delay=60) as api:
+        api.add_visitor("101")
+        api.add_visitor("102")
+        stamp = int(clock.now) - 3600
+        partial = offline(
+            api,
+            offline_file(
+                (101, "crm_deal_won", stamp),
+                (102, "crm_qualified_lead", stamp),
+                (999, "crm_deal_won", stamp),  # not a visitor the counter knows
+                (101, "unknown_goal", stamp),  # not a goal of the counter
+            ),
+        ).json()["uploading"]
+        unknown = offline(api, offline_file((998, "crm_deal_won", stamp))).json()["uploading"]
+        assert partial["status"] == unknown["status"] == "UPLOADED"
+        clock.now += 59.9
+        assert get_uploading(api, partial["id"])["status"] == "UPLOADED"
+        clock.now += 0.1
+        processed = get_uploading(api, partial["id"])
+        assert processed["status"] == "PROCESSED"
+        assert (
+            processed["linked_quantity"],
+            processed["user_not_found_quantity"],
+            processed["goal_not_found_quantity"],
+        ) == (2, 1, 1)
+        # the list moves uploadings on too
+        listed = requests.get(
+            api.url + MGMT + "/offline_conversions/uploadings", headers=AUTH, timeout=5
+        ).json()["uploadings"]
+        assert [u["status"] for u in listed] == ["PROCESSED", "LINKAGE_FAILURE"]
+        assert listed[1]["user_not_found_quantity"] == 1 and listed[1]["linked_quantity"] == 0
+
+
+def test_every_identifier_is_a_visitor_until_one_is_added_and_prepared_can_be_the_start():
+    clock = Clock()
+    with MetrikaStandIn(
+        clock=clock, offline_processing_delay=0, offline_initial_status="PREPARED"
+    ) as api:
+        answer = offline(api, offline_file((5, "crm_deal_won", 1))).json()["uploading"]
+        assert answer["status"] == "PREPARED"
+        one = get_uploading(api, answer["id"])
+        assert (one["status"], one["linked_quantity"]) == ("PROCESSED", 1)
+
+
+def test_held_uploadings_stay_processing_and_set_offline_status_computes_counts():
+    clock = Clock()
+    with MetrikaStandIn(clock=clock, offline_processing_delay=1) as api:
+        api.hold_next_offline()
+        held = offline(api, offline_file((1, "crm_deal_won", 1))).json()["uploading"]
+        free = offline(api, offline_file((2, "crm_deal_won", 1))).json()["uploading"]
+        later = offline(api, offline_file((3, "crm_deal_won", 1))).json()["uploading"]
+        api.hold_offline(later["id"])
+        clock.now += 10**6
+        assert get_uploading(api, held["id"])["status"] == "UPLOADED"
+        assert get_uploading(api, later["id"])["status"] == "UPLOADED"
+        assert get_uploading(api, free["id"])["status"] == "PROCESSED"
+        api.hold_offline(later["id"], held=False)
+        assert get_uploading(api, later["id"])["status"] == "PROCESSED"
+        api.add_visitor("7")  # from now on "1" is not a known visitor
+        moved = api.set_offline_status(held["id"], "LINKAGE_FAILURE")
+        assert moved["user_not_found_quantity"] == 1 and moved["linked_quantity"] == 0
+        assert (
+            api.set_offline_status(held["id"], "PROCESSED", linked_quantity=5)["linked_quantity"]
+            == 5
+        )
+        with pytest.raises(KeyError):
+            api.set_offline_status(999)
+
+
+@pytest.mark.parametrize("upload", ["offline", "simple_orders"])
+@pytest.mark.parametrize(
+    "kind, kw",
+    [("drop", {"accept": True}), (504, {"accept": True}), ("slow", {"accept": True, "delay": 0.4})],
+)
+def test_answer_lost_after_storing_for_both_methods(api, upload, kind, kw):
+    api.fail_next(kind, path="/upload" if upload == "offline" else "simple_orders", **kw)
+    try:
+        response = requests.post(
+            api.url
+            + (
+                MGMT + "/offline_conversions/upload"
+                if upload == "offline"
+                else CDP + "/data/simple_orders"
+            ),
+            params={"merge_mode": "SAVE"} if upload == "simple_orders" else None,
+            files={
+                "file": ("d.csv", offline_file((1, "G", 1)) if upload == "offline" else OK_ORDERS)
+            },
+            headers=AUTH,
+            timeout=(1, 0.2),
+        )
+    except (requests.ConnectionError, requests.ReadTimeout):
+        response = None
+    assert response is None or response.status_code == 504
+    assert api.wait_idle(5)
+    stats = api.stats()
+    if upload == "offline":
+        assert stats["offline"]["rows"] == [["1", "G", "1", 1]]
+    else:
+        assert stats["simple_orders"]["ids"] == {"1": 1}
+
+
+def test_quota_by_counter_and_by_uid_are_playable(api):
+    api.fail_next(429, error_type="quota_requests_by_counter_id")
+    response = offline(api, offline_file((1, "G", 1)))
+    assert_error_body(response, 429, "quota_requests_by_counter_id", "counter")
+    assert api.offline_uploadings[DEFAULT_COUNTER_ID] == {}
+
+
+def test_outage_answers_everything_503_until_switched_off(api):
+    api.outage()
+    assert_error_body(requests.get(api.url + MGMT, headers=AUTH, timeout=5), 503, "backend_error")
+    assert_error_body(simple_orders(api, OK_ORDERS), 503, "backend_error")
+    assert api.cdp_uploadings[DEFAULT_COUNTER_ID] == [] and api.stats()["outage"] is True
+    assert api.requests[-1].failure == "outage"
+    api.outage(False)
+    assert simple_orders(api, OK_ORDERS).status_code == 200
+
+
+def test_fail_randomly_before_stores_nothing_and_after_stores_and_loses_the_answer(api):
+    api.fail_randomly(1.0, seed=3, modes=("before",))
+    outcomes = set()
+    for _ in range(12):
+        try:
+            outcomes.add(simple_orders(api, OK_ORDERS).status_code)
+        except requests.ConnectionError:
+            outcomes.add("drop")
+    assert outcomes == {503, 504, "drop"}
+    assert api.stats()["simple_orders"]["rows_stored"] == 0
+    api.fail_randomly(1.0, seed=3, modes=("after",))
+    outcomes = set()
+    for _ in range(8):
+        try:
+            outcomes.add(simple_orders(api, OK_ORDERS).status_code)
+        except requests.ConnectionError:
+            outcomes.add("drop")
+    assert outcomes == {504, "drop"}
+    stats = api.stats()
+    assert stats["simple_orders"]["ids"] == {"1": 8} and stats["simple_orders"]["repeats"] == 7
+    assert stats["random_failures"] == {"before": 12, "after": 8}
+    api.fail_randomly(0)
+    assert simple_orders(api, OK_ORDERS).status_code == 200
+
+
+def test_fail_randomly_rate_seed_and_path(api):
+    def run():
+        api.reset()
+        api.fail_randomly(0.3, seed=42, path="/upload")
+        answers = []
+        for i in range(60):
+            try:
+                answers.append(offline(api, offline_file((i, "G", 1))).status_code)
+            except requests.ConnectionError:
+                answers.append("drop")
+        return answers
+
+    first = run()
+    assert first == run()  # the seed makes the sequence repeatable
+    failed = sum(answer != 200 for answer in first)
+    assert 8 <= failed <= 30  # about 30 % of 60
+    stats = api.stats()
+    assert failed == sum(stats["random_failures"].values())
+    # after-storing failures stored their rows: delivered = answered 200 + failed after storing
+    assert stats["offline"]["rows_distinct"] == first.count(200) + stats["random_failures"]["after"]
+    assert requests.get(api.url + MGMT, headers=AUTH, timeout=5).status_code == 200  # not /upload
+    with pytest.raises(ValueError):
+        api.fail_randomly(1.5)
+    with pytest.raises(ValueError):
+        api.fail_randomly(0.5, modes=("sideways",))
+
+
+def test_stats_count_each_stored_offline_row_and_order_id(api):
+    for _ in range(2):
+        offline(api, offline_file((1, "crm_deal_won", 10), (2, "crm_deal_won", 10)))
+    offline(api, offline_file((1, "crm_deal_won", 11)))
+    simple_orders(
+        api, b"id,create_date_time,client_ids\nA,2024-01-10 11:56:00,1\nB,2024-01-10 11:56:00,2\n"
+    )
+    simple_orders(api, b"id,create_date_time,client_ids\nA,2024-01-10 11:56:00,1\n")
+    simple_orders(api, b"id,create_date_time,client_ids\nC,2024-01-10 11:56:00,x\n")  # FAILED
+    stats = api.stats()
+    assert sorted(stats["offline"]["rows"]) == [
+        ["1", "crm_deal_won", "10", 2],
+        ["1", "crm_deal_won", "11", 1],
+        ["2", "crm_deal_won", "10", 2],
+    ]
+    assert (stats["offline"]["rows_stored"], stats["offline"]["duplicate_rows"]) == (5, 2)
+    assert stats["simple_orders"]["ids"] == {"A": 2, "B": 1}
+    assert stats["simple_orders"]["uploadings"] == 3
+    assert "rows" not in api.stats(rows=False)["offline"]
+    api.reset()
+    assert api.stats()["offline"]["rows_stored"] == 0 and api.stats()["simple_orders"]["ids"] == {}
+
+
+def test_control_path_drives_the_stand_in_and_stays_out_of_the_metrica_routes(api):
+    control = api.url + "/_stand_in/control"
+    assert requests.post(control, json={"outage": True}, timeout=5).json() == {"ok": True}
+    assert simple_orders(api, OK_ORDERS).status_code == 503
+    requests.post(control, json={"outage": False, "max_page_size": 1, "visitors": ["5"]}, timeout=5)
+    assert api.max_page_size == 1 and api.visitors[DEFAULT_COUNTER_ID] == {"5"}
+    requests.post(
+        control, json={"fail_next": {"kind": 429, "error_type": "quota_requests_by_uid"}}, timeout=5
+    )
+    assert simple_orders(api, OK_ORDERS).status_code == 429
+    requests.post(
+        control, json={"fail_randomly": {"rate": 1, "seed": 1, "modes": ["after"]}}, timeout=5
+    )
+    with contextlib.suppress(requests.ConnectionError):  # the answer is dropped on purpose
+        simple_orders(api, OK_ORDERS)
+    stats = requests.get(api.url + "/_stand_in/stats", timeout=5).json()
+    assert stats["simple_orders"]["ids"] == {"1": 1} and stats["random_failures"]["after"] == 1
+    assert stats["requests"] == 3  # control requests are not recorded
+    assert (
+        "ids"
+        not in requests.get(api.url + "/_stand_in/stats?rows=0", timeout=5).json()["simple_orders"]
+    )
+    requests.post(control, json={"fail_randomly": None, "reset": True}, timeout=5)
+    assert api.requests == [] and simple_orders(api, OK_ORDERS).status_code == 200
+    assert requests.post(control, data=b"nope", timeout=5).status_code == 400
+    assert requests.post(control, json={"fail_randomly": {"rate": 7}}, timeout=5).status_code == 400
+    assert requests.get(api.url + "/_stand_in/other", timeout=5).status_code == 404
+
+
+def test_random_faults_under_concurrency_count_consistently(api):
+    api.fail_randomly(0.5, seed=7)
+
+    def upload(i):
+        try:
+            return offline(api, offline_file((i, "G", 1))).status_code
+        except requests.ConnectionError:
+            return "drop"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(upload, range(80)))
+    assert api.wait_idle(5)
+    stats = api.stats()
+    stored = sum(u["line_quantity"] for u in api.offline_uploadings[DEFAULT_COUNTER_ID].values())
+    assert stats["offline"]["rows_stored"] == stored == stats["offline"]["rows_distinct"]
+    assert stored == answers.count(200) + stats["random_failures"]["after"]
+    assert len(api.requests) == 80
+
+
+def test_runs_as_its_own_process_until_killed():
+    script = pathlib.Path(__file__).resolve().parent / "metrika_stand_in.py"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port), "--token", "T", "--counter", "777"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()
+        assert url == "http://127.0.0.1:%d" % port
+        auth = {"Authorization": "OAuth T"}
+        counter = requests.get(url + "/management/v1/counter/777", headers=auth, timeout=5)
+        assert counter.json()["counter"]["id"] == 777
+        goals = requests.get(url + "/management/v1/counter/777/goals", headers=auth, timeout=5)
+        assert {g["conditions"][0]["url"] for g in goals.json()["goals"]} == {
+            "crm_qualified_lead",
+            "crm_deal_won",
+        }
+        assert requests.get(url + MGMT, headers=auth, timeout=5).status_code == 404
+        requests.post(url + "/_stand_in/control", json={"outage": True}, timeout=5)
+        assert (
+            requests.get(url + "/management/v1/counter/777", headers=auth, timeout=5).status_code
+            == 503
+        )
+        assert requests.get(url + "/_stand_in/stats", timeout=5).json()["outage"] is True
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

@@ -15,9 +15,10 @@ and the injectable ``sleep``. They are applied
 
 An upload that timed out on read, lost its connection or got a 5xx is *not* re-posted here: the
 caller (the Odoo cron) first looks for it with :meth:`MetrikaClient.find_cdp_uploading` /
-:meth:`MetrikaClient.find_offline_uploading` (or :meth:`MetrikaClient.list_offline_uploadings`) and
-re-sends only when it is not there. A retry whose wait exceeds ``max_retry_sleep`` (e.g. a daily
-quota) is not slept through either: the error is raised for the caller to reschedule.
+:meth:`MetrikaClient.find_offline_uploadings` (every page of the uploadings list, by the unique
+comment :func:`offline_upload_comment` builds) and re-sends only when it is not there. A retry
+whose wait exceeds ``max_retry_sleep`` (e.g. a daily quota) is not slept through either: the error
+is raised for the caller to reschedule.
 
 The OAuth token is sent only in the ``Authorization: OAuth <token>`` header: never in a URL, a log
 line, an error text or ``repr()``.
@@ -35,13 +36,16 @@ import time
 import requests
 
 from .errors import (
+    MetrikaConfigError,
     MetrikaError,
     MetrikaTimeoutError,
     MetrikaTransportError,
     MetrikaUnexpectedResponseError,
     MetrikaValidationError,
+    UploadCommentError,
     error_from_response,
 )
+from .outcomes import VALIDATION_FAILED, VALIDATION_PASSED
 from .retry import RetryPolicy
 
 _logger = logging.getLogger(__name__)
@@ -56,14 +60,76 @@ MERGE_MODES = ("SAVE", "UPDATE", "APPEND")
 DELIMITER_TYPES = ("COMMA", "SEMICOLON")
 OFFLINE_UPLOAD_TYPES = ("BASIC", "CALLS", "CHATS")
 UPLOAD_FORMATS = ("csv", "json")
-VALIDATION_FAILED = "FAILED"
-VALIDATION_PASSED = "PASSED"
+#: Longest ``comment`` of an offline upload (upload_1).
+MAX_COMMENT_LENGTH = 255
+#: Page size of the lost-answer look-up in the offline uploadings list (Metrica's default is
+#: 10 000; smaller pages keep each answer small, and the look-up stops once all are found).
+DEFAULT_LOOKUP_PAGE_SIZE = 1000
+COMMENT_PREFIX = "OdooUpload"
+# Marks an escaped character in a comment: "x" + 6 hex digits of its code point. "x" itself is
+# escaped too, so two different references never give the same comment.
+_COMMENT_ESCAPE = "x"
 
 _DELIMITERS = {"COMMA": ",", "SEMICOLON": ";"}
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: safe in a header
 _COUNTER_RE = re.compile(r"^[0-9]+$")
 _BASE_URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _NOT_CONNECTED = ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
+
+
+def is_allowed_comment_character(char):
+    """Digits, Latin and Cyrillic letters: the characters Yandex lists for ``comment``.
+
+    "Maximum 255 characters. Can contain digits as well as Latin and Cyrillic letters."
+    (https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/upload_1). Digits
+    and Latin letters are taken as ASCII; Cyrillic letters are the letters of the Cyrillic block.
+    """
+    if char.isascii():
+        return char.isalnum()
+    return "\u0400" <= char <= "\u04ff" and char.isalpha()
+
+
+def check_upload_comment(comment):
+    """``comment`` if Metrica allows it as an offline upload comment, else raise
+    :class:`~.errors.UploadCommentError` (1 to 255 digits, Latin and Cyrillic letters)."""
+    if not isinstance(comment, str) or not comment:
+        raise UploadCommentError("The upload comment must be a non-empty string")
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise UploadCommentError(
+            "The upload comment must be at most %d characters, got %d"
+            % (MAX_COMMENT_LENGTH, len(comment))
+        )
+    refused = sorted({char for char in comment if not is_allowed_comment_character(char)})
+    if refused:
+        raise UploadCommentError(
+            "The upload comment may contain only digits, Latin and Cyrillic letters, not %s"
+            % ", ".join(repr(char) for char in refused)
+        )
+    return comment
+
+
+def offline_upload_comment(reference):
+    """A unique upload comment made of allowed characters only: ``OdooUpload<reference>``.
+
+    ``reference`` (an int or a string, e.g. the upload's id or reference) keeps its digits and
+    Latin/Cyrillic letters; every other character, and the escape letter ``x`` itself, becomes
+    ``x`` + 6 hex digits of its code point (``"42"`` → ``OdooUpload42``, ``"a-1"`` →
+    ``OdooUploadax00002d1``), so different references always give different comments.
+
+    :raise UploadCommentError: an empty reference, or a comment longer than 255 characters
+    """
+    if isinstance(reference, bool) or not isinstance(reference, (int, str)):
+        raise UploadCommentError("The upload reference must be an int or a string")
+    text = str(reference)
+    if not text:
+        raise UploadCommentError("The upload reference must not be empty")
+    escaped = "".join(
+        char
+        if char != _COMMENT_ESCAPE and is_allowed_comment_character(char)
+        else "%s%06x" % (_COMMENT_ESCAPE, ord(char))
+        for char in text
+    )
+    return check_upload_comment(COMMENT_PREFIX + escaped)
 
 
 def _check_choice(name, value, choices):
@@ -117,6 +183,10 @@ def _format_offset(value):
     raise TypeError("datetime_offset must be a datetime or an ISO string")
 
 
+def _newness(uploading):
+    return (str(uploading.get("create_time") or ""), uploading.get("id") or 0)
+
+
 def _parse_metrika_datetime(value):
     if not isinstance(value, str):
         return None
@@ -144,7 +214,8 @@ class MetrikaClient:
     :param clock: returns the current time (aware ``datetime`` or epoch seconds); used for the
         daily-quota wait. ``None`` = the real UTC clock
     :param max_retry_sleep: longest wait slept in-process; a longer one raises instead
-    :raise ValueError: empty/unsafe token, bad counter id, timeout or base URL
+    :raise MetrikaConfigError: (a ``ValueError``) empty/unsafe token, bad counter id, timeout,
+        retry count or base URL
     """
 
     def __init__(
@@ -163,19 +234,21 @@ class MetrikaClient:
         max_retry_sleep=DEFAULT_MAX_RETRY_SLEEP,
     ):
         if not isinstance(token, str) or not token.strip():
-            raise ValueError("A Metrica OAuth token is required")
+            raise MetrikaConfigError("A Metrica OAuth token is required")
         token = token.strip()
         if not _TOKEN_RE.match(token):
             # Never echo the value: it is a secret.
-            raise ValueError("The Metrica OAuth token contains characters not allowed in a token")
+            raise MetrikaConfigError(
+                "The Metrica OAuth token contains characters not allowed in a token"
+            )
         self._token = token
         self.counter_id = self._check_counter_id(counter_id)
         if not isinstance(base_url, str) or not _BASE_URL_RE.match(base_url.strip()):
-            raise ValueError("base_url must be an http(s) URL")
+            raise MetrikaConfigError("base_url must be an http(s) URL")
         self.base_url = base_url.strip().rstrip("/")
         self.timeout = self._check_timeout(timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError("max_retries must be a non-negative integer")
+            raise MetrikaConfigError("max_retries must be a non-negative integer")
         self.max_retries = max_retries
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
         self._sleep = sleep
@@ -193,28 +266,28 @@ class MetrikaClient:
     @staticmethod
     def _check_counter_id(counter_id):
         if isinstance(counter_id, bool):
-            raise ValueError("counter_id must be a positive integer")
+            raise MetrikaConfigError("counter_id must be a positive integer")
         if isinstance(counter_id, str):
             counter_id = counter_id.strip()
             if not _COUNTER_RE.match(counter_id):
-                raise ValueError("counter_id must be a positive integer")
+                raise MetrikaConfigError("counter_id must be a positive integer")
             counter_id = int(counter_id)
         if not isinstance(counter_id, int) or counter_id <= 0:
-            raise ValueError("counter_id must be a positive integer")
+            raise MetrikaConfigError("counter_id must be a positive integer")
         return counter_id
 
     @staticmethod
     def _check_timeout(timeout):
         if isinstance(timeout, (tuple, list)):
             if len(timeout) != 2:
-                raise ValueError("timeout must be a number or a (connect, read) pair")
+                raise MetrikaConfigError("timeout must be a number or a (connect, read) pair")
             values = tuple(timeout)
         else:
             values = (timeout, timeout)
         checked = []
         for value in values:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError("timeouts must be positive numbers of seconds")
+                raise MetrikaConfigError("timeouts must be positive numbers of seconds")
             checked.append(float(value))
         return tuple(checked)
 
@@ -446,13 +519,16 @@ class MetrikaClient:
         """``POST …/offline_conversions/upload?type=…&comment=…`` (multipart part ``file``).
 
         :param data: the CSV (bytes, or str encoded as UTF-8)
-        :param comment: ≤ 255 chars; a unique batch reference here lets
-            :meth:`find_offline_uploading` find the upload after a timeout
-        :return: the ``uploading`` dict (``id``, ``status`` …)
+        :param comment: 1–255 digits, Latin and Cyrillic letters (build it with
+            :func:`offline_upload_comment`); a unique batch reference here lets
+            :meth:`find_offline_uploadings` find the upload after a lost answer
+        :return: the ``uploading`` dict (``id``, ``status``, ``source_quantity``,
+            ``line_quantity`` …); :func:`~.outcomes.offline_uploading_outcome` reads it
+        :raise UploadCommentError: (a ``ValueError``) a comment Metrica does not allow; nothing sent
         """
         _check_choice("upload_type", upload_type, OFFLINE_UPLOAD_TYPES)
-        if comment is not None and len(comment) > 255:
-            raise ValueError("comment must be at most 255 characters")
+        if comment is not None:
+            check_upload_comment(comment)
         files = {"file": (filename, _as_bytes(data), "text/csv")}
         params = {"type": upload_type, "comment": comment}
         body = self._request(
@@ -473,18 +549,58 @@ class MetrikaClient:
         )
         return self._field(body, "uploadings", list)
 
-    def find_offline_uploading(self, comment, *, limit=1000):
-        """The newest offline uploading whose ``comment`` equals ``comment``, or ``None``.
+    def find_offline_uploadings(self, comments, *, page_size=DEFAULT_LOOKUP_PAGE_SIZE):
+        """``{comment: uploading dict}`` for those of ``comments`` Metrica has uploadings for.
 
-        Offline conversions have no idempotency key: put a unique batch reference in ``comment``
-        and call this after a timeout before re-sending.
+        Offline conversions have no idempotency key: each upload carries a unique comment
+        (:func:`offline_upload_comment`), and after a lost answer this tells which of them Metrica
+        stored before anything is re-sent. The list is read once, page by page
+        (``limit=page_size``, ``offset`` advancing by what each page held), until every comment
+        is found or a page is empty. Its order is undocumented
+        (https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/findAll_1) and
+        a page may hold fewer items than asked without being the last, so nothing here depends
+        on either: matching is local. A comment found twice on the pages read keeps its newest
+        uploading (by ``create_time``, then ``id``); either way Metrica stored that upload. A page
+        that brings no uploading not already seen also ends the look-up (a server that ignored
+        ``offset`` would otherwise loop forever).
+
+        :param comments: the comments looked for (empty ones are ignored)
+        :param page_size: ``limit`` of each list request (positive int)
+        :return: ``{comment: uploading dict}``; a comment Metrica has no uploading for is absent
         """
-        found = [
-            u for u in self.list_offline_uploadings(limit=limit) if u.get("comment") == comment
-        ]
-        if not found:
-            return None
-        return max(found, key=lambda u: (str(u.get("create_time") or ""), u.get("id") or 0))
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError("page_size must be a positive integer")
+        if isinstance(comments, str):  # one comment would be looked for letter by letter
+            raise TypeError("comments must be a collection of comments, not one string")
+        wanted = {comment for comment in comments if comment}
+        found = {}
+        seen_ids = set()
+        offset = 0
+        while wanted - set(found):
+            page = self.list_offline_uploadings(limit=page_size, offset=offset)
+            new_ids = {u.get("id") for u in page if isinstance(u, dict)} - seen_ids
+            if not page or not new_ids:
+                break
+            seen_ids |= new_ids
+            offset += len(page)
+            for uploading in page:
+                comment = uploading.get("comment") if isinstance(uploading, dict) else None
+                if comment in wanted and (
+                    comment not in found or _newness(uploading) > _newness(found[comment])
+                ):
+                    found[comment] = uploading
+        return found
+
+    def find_offline_uploading(self, comment, *, page_size=DEFAULT_LOOKUP_PAGE_SIZE, limit=None):
+        """The offline uploading whose ``comment`` equals ``comment``, or ``None``
+        (:meth:`find_offline_uploadings` for one comment; every page is read as needed).
+
+        ``limit`` is the former name of ``page_size``, kept for existing callers; it no longer
+        caps how much of the list is read.
+        """
+        if limit is not None:
+            page_size = limit
+        return self.find_offline_uploadings([comment], page_size=page_size).get(comment)
 
     # ---------------------------------------------------------------- CDP API
 

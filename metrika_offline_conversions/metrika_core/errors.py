@@ -1,20 +1,33 @@
-"""Typed errors raised by :class:`~.client.MetrikaClient`.
+"""Typed errors raised by :class:`~.client.MetrikaClient`, and the local data errors.
 
-Every error carries a ``retryable`` flag (a class-level default an instance may override) and a
-readable ``str()``. Nothing here ever sees the OAuth token: the client sends it only in the
-``Authorization`` header and builds no message from it.
+Every :class:`MetrikaError` carries a ``retryable`` flag and a ``maybe_accepted`` flag (class-level
+defaults an instance may override), a ``pauses_sending`` flag (class level: an administrator must
+fix something before any further request can succeed) and a readable ``str()``. Nothing here ever
+sees the OAuth token: the client sends it only in the ``Authorization`` header and builds no
+message from it.
 
-Hierarchy::
+Hierarchy of the errors about a request (what Metrica answered, or that it did not)::
 
     MetrikaError
-    ├── MetrikaAuthError                 401 / 403            not retryable (re-authorise)
-    ├── MetrikaBadRequestError           400, 404, 406, 409…  not retryable (fix the data)
+    ├── MetrikaAuthError                 401 / 403            pauses sending (re-authorise)
+    ├── MetrikaRejectedError             (base: carries Metrica's ``errors`` list)
+    │   ├── MetrikaSettingsError         404, request-level 400, 405/406/415   pauses sending
+    │   ├── MetrikaBadRequestError       400 about the file, 409, 413…  not retryable (fix data)
+    │   └── MetrikaValidationError       CDP upload FAILED    not retryable
     ├── MetrikaQuotaError                429 / 420            retryable, ``retry_after`` always set
     ├── MetrikaServerError               5xx                  retryable, ``retry_after`` from header
     ├── MetrikaTransportError            no HTTP answer       retryable
     │   └── MetrikaTimeoutError          connect/read timeout retryable
-    ├── MetrikaUnexpectedResponseError   unusable answer      not retryable
-    └── MetrikaValidationError           CDP upload FAILED    not retryable
+    └── MetrikaUnexpectedResponseError   unusable answer      not retryable
+
+Errors found locally, before any request, are ``ValueError`` subclasses (so an existing
+``except ValueError`` keeps catching them), under one base the addon can catch exactly::
+
+    MetrikaDataError(ValueError)
+    ├── MetrikaConfigError               the client's settings: token, counter id, URL, timeouts
+    ├── UploadCommentError               an upload comment with characters Metrica does not allow
+    ├── UploadDataError (formats)        input that cannot become a valid upload row / file
+    └── InvalidIdentifier (identifiers)  a ClientID, yclid, phone or e-mail that is not valid
 
 ``maybe_accepted`` tells whether Metrica may have stored the request although the client got no
 usable answer (read timeout, dropped connection, 5xx). Before re-posting such an upload the caller
@@ -26,6 +39,7 @@ The one place that maps an HTTP answer to an error is :func:`error_from_response
 import datetime
 import email.utils
 import logging
+import re
 
 _logger = logging.getLogger(__name__)
 
@@ -36,10 +50,46 @@ SHORT_QUOTA_RETRY_AFTER = 1.0
 #: Wait for the "3 parallel requests per user" quota.
 PARALLEL_QUOTA_RETRY_AFTER = 2.0
 
-QUOTA_BY_UID = "quota_requests_by_uid"  # 5 000 requests per user per day, reset at 00:00 UTC
+# Quotas (https://yandex.com/dev/metrika/en/intro/quotas, .../en/intro/errors). The per-user daily
+# quota is lifted "at 00:00 Greenwich Mean Time (GMT)"; the quotas page gives no time for the
+# per-counter one (its row is blank), and the errors page calls it daily ("The tag exceeded the
+# daily limit on API requests"), so it is taken to reset at the same 00:00 UTC. (The legacy api2
+# page said midnight Moscow time, 21:00 UTC: that would only make our wait 3 hours too long.)
+QUOTA_BY_UID = "quota_requests_by_uid"  # 5 000 requests per user per day
+QUOTA_BY_COUNTER = "quota_requests_by_counter_id"  # requests per counter per day
 QUOTA_BY_IP = "quota_requests_by_ip"  # requests per IP per second
 QUOTA_PARALLEL = "quota_parallel_requests"  # 3 parallel requests per user
-QUOTA_GRANTS = "quota_grants_requests"  # representatives per counter per hour, reset at the hour
+QUOTA_GRANTS = "quota_grants_requests"  # access grants per counter per hour, reset at the hour
+QUOTA_DELEGATES = "quota_delegate_requests"  # representatives added per hour, reset at the hour
+#: Quotas lifted at the next 00:00 UTC.
+DAILY_QUOTAS = (QUOTA_BY_UID, QUOTA_BY_COUNTER)
+#: Quotas lifted at the start of the next hour (00 minutes).
+HOURLY_QUOTAS = (QUOTA_GRANTS, QUOTA_DELEGATES)
+
+# What a 400 is about (https://yandex.com/dev/metrika/en/intro/errors, metrika-api.md §4.2): the
+# request itself (a query parameter missing or wrong: the same for every request, so sending must
+# pause) or the file it carried (this upload only).
+REQUEST_LEVEL_ERROR_TYPES = ("invalid_parameter", "missing_parameter")
+#: Statuses that say the request's shape is wrong, whatever file it carries.
+REQUEST_LEVEL_STATUSES = (404, 405, 406, 415)
+#: Query and path parameters of the requests this client sends: an ``invalid_parameter`` located
+#: at one of them is about the request, not the uploaded content.
+REQUEST_PARAMETERS = (
+    "type",
+    "comment",
+    "merge_mode",
+    "delimiter_type",
+    "columns_mapping",
+    "limit",
+    "offset",
+    "datetime_offset",
+    "source",
+    "client_id_type",
+    "counter_id",
+    "counterid",
+    "uploading_id",
+    "uploadingid",
+)
 
 #: Upper bound for any Retry-After header we honour (a broken header must not park us for years).
 MAX_HEADER_RETRY_AFTER = 7 * 24 * 3600.0
@@ -73,6 +123,9 @@ class MetrikaError(Exception):
 
     retryable = False
     maybe_accepted = False
+    #: An administrator must fix something (token, counter, settings) before any request can
+    #: succeed: stop sending for this counter instead of failing batch after batch.
+    pauses_sending = False
 
     def __init__(
         self, message, *, status=None, error_type=None, retryable=None, maybe_accepted=None
@@ -141,19 +194,24 @@ class MetrikaAuthError(MetrikaError):
     """401/403: the token is missing, invalid, revoked, or has no access to the counter.
 
     ``error_type`` keeps Metrica's reason (``unauthorized``, ``invalid_token``, ``access_denied``,
-    ``counter_in_connect``). Not retryable: an administrator must re-authorise.
+    ``counter_in_connect``). Metrica answers 403 ``access_denied`` both for a token without the
+    needed scope and for a user without access to the counter, so both land here. Not retryable;
+    ``pauses_sending``: an administrator must re-authorise or grant access.
     """
 
+    pauses_sending = True
 
-class MetrikaBadRequestError(MetrikaError):
-    """400 and the other non-retryable 4xx (404, 405, 406, 409, 413, 415 …): fix the request.
 
-    ``errors`` is the list of Metrica's messages, each ``"<error_type>: <message> (at <location>)"``.
+class MetrikaRejectedError(MetrikaError):
+    """Base of the answers that refuse the request and say why.
+
+    ``errors`` is the list of Metrica's messages, each ``"<error_type>: <message> (at <location>)"``
+    (for :class:`MetrikaValidationError`, its ``api_validation_errors``).
     """
 
     def __init__(self, message, *, errors=None, **kwargs):
         super().__init__(message, **kwargs)
-        self.errors = list(errors or [])
+        self.errors = [str(e) for e in (errors or [])]
 
     def _details(self):
         extra = [
@@ -169,18 +227,52 @@ class MetrikaBadRequestError(MetrikaError):
         return " [%s]" % shown
 
 
+class MetrikaBadRequestError(MetrikaRejectedError):
+    """400 about the request's content (the uploaded file), and the other non-retryable 4xx
+    (409, 413 …): fix this upload. Settings faults are :class:`MetrikaSettingsError`.
+    """
+
+
+class MetrikaSettingsError(MetrikaRejectedError):
+    """A fault of the settings or of the request's shape, the same for every request.
+
+    What an administrator must fix, as opposed to the content of one file
+    (:class:`MetrikaBadRequestError`). The split follows Yandex's error list
+    (https://yandex.com/dev/metrika/en/intro/errors) and metrika-api.md §4:
+
+    * 404 ``not_found`` ("The specified object was not found"): the counter id is wrong or the
+      counter was deleted. (Polling an uploading id that Metrica gave us gets the same answer only
+      if the counter changed since, so it pauses too.)
+    * 405, 406 ``not_acceptable``, 415: the request's method or format is wrong, e.g. a wrong API
+      URL in front of Metrica.
+    * 400 with ``missing_parameter`` ("A required parameter was omitted"), or ``invalid_parameter``
+      ("Invalid parameter set") whose ``location`` names one of the request's query or path
+      parameters (:data:`REQUEST_PARAMETERS`: ``merge_mode``, ``comment`` …). A 400 whose errors
+      are about the uploaded content (``invalid_uploading``, ``invalid_json``,
+      ``limit_exceeded``…, or an ``invalid_parameter`` without a location or located elsewhere,
+      e.g. in the body) stays :class:`MetrikaBadRequestError`. Yandex does not document the
+      ``location`` values; the rule errs towards the file, so an unknown 400 never pauses sending.
+
+    No access to the counter is a 403, :class:`MetrikaAuthError`. Not retryable, never accepted;
+    ``pauses_sending``.
+    """
+
+    pauses_sending = True
+
+
 class MetrikaQuotaError(MetrikaError):
     """429 (and 420, the code the English quota page documents): a quota is exhausted.
 
     ``retry_after`` (seconds, always set) is, in order of preference:
 
     * the ``Retry-After`` header (seconds or an HTTP date), when present;
-    * ``quota_requests_by_uid`` (5 000 requests/user/day): seconds until the next 00:00 UTC;
-    * ``quota_grants_requests`` (per hour): seconds until the next full hour (UTC);
+    * the daily quotas ``quota_requests_by_uid`` (5 000 requests/user/day) and
+      ``quota_requests_by_counter_id`` (per counter per day): seconds until the next 00:00 UTC;
+    * the hourly ``quota_grants_requests`` and ``quota_delegate_requests``: seconds until the next
+      full hour (UTC);
     * ``quota_requests_by_ip`` (per second): :data:`SHORT_QUOTA_RETRY_AFTER` (1 s);
     * ``quota_parallel_requests``: :data:`PARALLEL_QUOTA_RETRY_AFTER` (2 s);
-    * anything else (``quota_requests_by_counter_id``, ``quota_delegate_requests``, no body):
-      :data:`DEFAULT_QUOTA_RETRY_AFTER` (60 s).
+    * anything else (an unknown quota, no body): :data:`DEFAULT_QUOTA_RETRY_AFTER` (60 s).
     """
 
     retryable = True
@@ -236,7 +328,7 @@ class MetrikaUnexpectedResponseError(MetrikaError):
     """
 
 
-class MetrikaValidationError(MetrikaError):
+class MetrikaValidationError(MetrikaRejectedError):
     """A CDP upload was answered 200 with ``api_validation_status == "FAILED"``: nothing loaded.
 
     ``errors`` is Metrica's ``api_validation_errors`` list; ``uploading`` the whole ``uploading``
@@ -245,8 +337,7 @@ class MetrikaValidationError(MetrikaError):
 
     def __init__(self, message, *, errors=None, uploading=None, **kwargs):
         kwargs.setdefault("status", 200)
-        super().__init__(message, **kwargs)
-        self.errors = [str(e) for e in (errors or [])]
+        super().__init__(message, errors=errors, **kwargs)
         self.uploading = dict(uploading or {})
 
     @property
@@ -260,6 +351,24 @@ class MetrikaValidationError(MetrikaError):
         if len(self.errors) > 5:
             shown += "; … (%d more)" % (len(self.errors) - 5)
         return " [%s]" % shown
+
+
+class MetrikaDataError(ValueError):
+    """Base of the problems found locally, before any request: bad settings, input or comment.
+
+    A ``ValueError``, so code that catches ``ValueError`` keeps working; the addon catches this
+    class (or a subclass) to tell them from real bugs.
+    """
+
+
+class MetrikaConfigError(MetrikaDataError):
+    """A client setting that cannot work: empty or unsafe token, bad counter id, base URL,
+    timeouts or retry count. The message never contains the token."""
+
+
+class UploadCommentError(MetrikaDataError):
+    """An upload comment Metrica does not allow: more than 255 characters, or characters other
+    than digits, Latin and Cyrillic letters (see :func:`~.client.offline_upload_comment`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,12 +466,17 @@ def _parse_errors(body):
     return types, messages, top
 
 
+def _error_items(body):
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return [item for item in errors if isinstance(item, dict)] if isinstance(errors, list) else []
+
+
 def _quota_retry_after(error_types, now):
     waits = []
     for etype in error_types or [None]:
-        if etype == QUOTA_BY_UID:
+        if etype in DAILY_QUOTAS:
             waits.append(seconds_until_next_utc_midnight(now))
-        elif etype == QUOTA_GRANTS:
+        elif etype in HOURLY_QUOTAS:
             waits.append(seconds_until_next_utc_hour(now))
         elif etype == QUOTA_BY_IP:
             waits.append(SHORT_QUOTA_RETRY_AFTER)
@@ -371,6 +485,26 @@ def _quota_retry_after(error_types, now):
         else:
             waits.append(DEFAULT_QUOTA_RETRY_AFTER)
     return max(waits)
+
+
+# A location that is a parameter's bare name, optionally "query." / "path." first.
+_PARAMETER_LOCATION_RE = re.compile(r"(?:(?:query|path)[.:])?([a-z_]+)")
+
+
+def _is_request_level(errors):
+    """True when one of Metrica's errors (dicts of its body) is about the request, not the file."""
+    for item in errors:
+        error_type = item.get("error_type")
+        if error_type not in REQUEST_LEVEL_ERROR_TYPES:
+            continue
+        if error_type == "missing_parameter":
+            return True
+        # "merge_mode", "query.merge_mode" name a parameter; "order_statuses[0].type" (a field
+        # of the body) and no location at all do not.
+        match = _PARAMETER_LOCATION_RE.fullmatch(str(item.get("location") or "").strip().lower())
+        if match and match.group(1) in REQUEST_PARAMETERS:
+            return True
+    return False
 
 
 _REASONS = {
@@ -402,16 +536,18 @@ def error_from_response(status, body=None, headers=None, now=None):
     :param now: clock for the daily-quota wait: aware/naive-UTC ``datetime``, epoch seconds,
         a callable returning either, or ``None`` for the real clock
 
-    ===========================  =====================================
-    status                       error
-    ===========================  =====================================
-    401, 403                     :class:`MetrikaAuthError`
-    420, 429                     :class:`MetrikaQuotaError`
-    408                          :class:`MetrikaTimeoutError` (not processed)
-    other 4xx                    :class:`MetrikaBadRequestError`
-    5xx                          :class:`MetrikaServerError`
-    anything else (1xx/2xx/3xx)  :class:`MetrikaUnexpectedResponseError`
-    ===========================  =====================================
+    ===============================  =====================================
+    status                           error
+    ===============================  =====================================
+    401, 403                         :class:`MetrikaAuthError`
+    404, 405, 406, 415               :class:`MetrikaSettingsError`
+    400 about the request            :class:`MetrikaSettingsError` (see its docstring)
+    420, 429                         :class:`MetrikaQuotaError`
+    408                              :class:`MetrikaTimeoutError` (not processed)
+    other 4xx (400 about the file)   :class:`MetrikaBadRequestError`
+    5xx                              :class:`MetrikaServerError`
+    anything else (1xx/2xx/3xx)      :class:`MetrikaUnexpectedResponseError`
+    ===============================  =====================================
     """
     status = int(status)
     types, messages, top = _parse_errors(body)
@@ -432,6 +568,10 @@ def error_from_response(status, body=None, headers=None, now=None):
         return MetrikaQuotaError(message, retry_after=wait, **kwargs)
     if status == 408:
         return MetrikaTimeoutError(message, maybe_accepted=False, **kwargs)
+    if status in REQUEST_LEVEL_STATUSES or (
+        status == 400 and _is_request_level(_error_items(body))
+    ):
+        return MetrikaSettingsError(message, errors=messages, **kwargs)
     if 400 <= status < 500:
         return MetrikaBadRequestError(message, errors=messages, **kwargs)
     if 500 <= status < 600:

@@ -49,6 +49,7 @@ from decimal import Decimal, InvalidOperation
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import MetrikaDataError
 from .identifiers import md5_hex
 
 __all__ = [
@@ -79,6 +80,9 @@ __all__ = [
     "build_orders_json",
     "build_status_mapping_json",
     "build_offline_conversions_csv",
+    "build_simple_orders_file",
+    "build_offline_conversions_file",
+    "BuiltFile",
     "group_offline_conversions",
     "columns_mapping",
     "format_local_datetime",
@@ -173,8 +177,11 @@ _MAX_STATUS_GOALS = 10
 _MAX_HUMANIZED = 4096
 
 
-class UploadDataError(ValueError):
-    """Input that cannot be turned into a valid upload; ``row_id`` names the row (or None)."""
+class UploadDataError(MetrikaDataError):
+    """Input that cannot be turned into a valid upload; ``row_id`` names the row (or None).
+
+    A :class:`~.errors.MetrikaDataError`, hence a ``ValueError``.
+    """
 
     def __init__(self, message, row_id=None):
         super().__init__(message)
@@ -578,6 +585,100 @@ def columns_mapping(columns):
 # --------------------------------------------------------------------------- simple orders
 
 
+@dataclass(frozen=True, slots=True)
+class BuiltFile:
+    """An upload file built once, with what happened to each input row.
+
+    ``data``: the file's bytes, or ``None`` when no row could be written. ``row_count``: data
+    rows written. ``rejected``: ``{index in the input: reason}`` of the rows left out because
+    they fail validation. ``superseded``: ``{index: index of the later input row}`` of rows
+    replaced by a later one with the same key (order ``id``; offline (identifier, Target,
+    DateTime)), which was written or rejected in their place. ``row_indexes``: the input index of
+    each data row, in file order (so every input index is in exactly one of ``row_indexes``,
+    ``rejected`` and ``superseded``).
+    """
+
+    data: bytes | None
+    row_count: int
+    rejected: dict
+    superseded: dict
+    row_indexes: tuple
+
+
+def _built_file(data, row_indexes, errors, superseded):
+    return BuiltFile(
+        data=data if row_indexes else None,
+        row_count=len(row_indexes),
+        rejected={index: str(error) for index, error in errors.items()},
+        superseded=superseded,
+        row_indexes=tuple(row_indexes),
+    )
+
+
+def _latest_indexes(items, key_of, errors):
+    """``{key: index}`` keeping the first-seen position with the LATEST index of each key, and
+    ``{superseded index: latest index}``. ``key_of(index, item)`` returns the key, or raises
+    :class:`UploadDataError`, which is kept in ``errors[index]``."""
+    latest = {}
+    replaced = {}
+    for index, item in enumerate(items):
+        try:
+            key = key_of(index, item)
+        except UploadDataError as exc:
+            errors[index] = exc
+            continue
+        previous = latest.get(key)
+        if previous is not None:
+            replaced[previous] = key
+        latest[key] = index
+    return latest, {index: latest[key] for index, key in replaced.items()}
+
+
+def _build_simple_orders(orders, time_zone, hashed, delimiter):
+    """(:class:`BuiltFile`, ``{index: UploadDataError}``): the file built once."""
+    tz = _resolve_time_zone(time_zone)
+    _check_delimiter(delimiter)
+    orders = orders if isinstance(orders, (list, tuple)) else list(orders)
+    errors = {}
+    latest = {}
+    replaced = {}
+    for index, order in enumerate(orders):  # inlined: this loop runs once per order
+        key = getattr(order, "id", None)
+        if key.__class__ is not str or not key.strip():
+            errors[index] = UploadDataError(
+                "simple order %r: id must be a non-empty string" % (key,), key
+            )
+            continue
+        if key in latest:
+            replaced[latest[key]] = key
+        latest[key] = index
+    superseded = {index: latest[key] for index, key in replaced.items()}
+    row_indexes = []
+    rows = _simple_order_rows(orders, latest.values(), tz, hashed, errors, row_indexes)
+    header = SIMPLE_ORDERS_COLUMNS_HASHED if hashed else SIMPLE_ORDERS_COLUMNS
+    data = _write_csv_chunked(header, rows, delimiter)
+    return _built_file(data, row_indexes, errors, superseded), errors
+
+
+def build_simple_orders_file(orders, time_zone, *, hashed=False, delimiter=","):
+    """The ``simple_orders`` file built once, rows that fail validation left out with a reason.
+
+    Same rules and layout as :func:`build_simple_orders_csv`, but a bad row does not stop the
+    build: it is listed in :attr:`BuiltFile.rejected` (``{index in orders: reason}``) and the
+    other rows are written. An empty input, or one whose every row is rejected, gives
+    ``data=None``. A bad ``time_zone`` or ``delimiter`` still raises :class:`UploadDataError`
+    (it concerns every row).
+    """
+    return _build_simple_orders(orders, time_zone, hashed, delimiter)[0]
+
+
+def _raise_first(errors, nothing_message):
+    """The old builders' contract: the first problem (in output order) is raised."""
+    if errors:
+        raise next(iter(errors.values()))
+    raise UploadDataError(nothing_message)
+
+
 def build_simple_orders_csv(orders, time_zone, *, hashed=False, delimiter=","):
     """CSV body for ``POST /cdp/api/v1/counter/{id}/data/simple_orders``.
 
@@ -589,13 +690,14 @@ def build_simple_orders_csv(orders, time_zone, *, hashed=False, delimiter=","):
     Every order needs at least one of client_ids, emails, phones. ``order_status`` is one of
     :data:`ORDER_STATUSES` or a JS-goal identifier; look-alikes of a status in another case or
     the legacy spelling ``CANCELED`` are refused as typos rather than sent as goal ids.
-    """
-    tz = _resolve_time_zone(time_zone)
-    _check_delimiter(delimiter)
-    latest = _latest_by_key(orders, "id", "simple order")
 
-    header = SIMPLE_ORDERS_COLUMNS_HASHED if hashed else SIMPLE_ORDERS_COLUMNS
-    return _write_csv_chunked(header, _simple_order_rows(latest.values(), tz, hashed), delimiter)
+    Any invalid row raises :class:`UploadDataError` and nothing is returned;
+    :func:`build_simple_orders_file` leaves such rows out instead.
+    """
+    built, errors = _build_simple_orders(orders, time_zone, hashed, delimiter)
+    if errors or built.data is None:
+        _raise_first(errors, "no simple orders to upload")
+    return built.data
 
 
 def _write_csv_chunked(header, rows, delimiter):
@@ -626,112 +728,124 @@ def _write_csv_chunked(header, rows, delimiter):
     return buffer.getvalue()
 
 
-def _simple_order_rows(orders, tz, hashed):
+def _simple_order_rows(orders, indexes, tz, hashed, rejected, row_indexes):
+    """Rows of ``orders[index]`` for each of ``indexes``; a row that fails validation is left
+    out, its error kept in ``rejected[index]``; the index of each row written goes to
+    ``row_indexes``.
+    """
     # Hot loop of the simplified flow: single identifiers, plain Decimals and aware stdlib
     # datetimes take inlined fast paths; anything else goes through the general helpers.
+    # (The try costs nothing while no row fails.)
     join = ",".join
     statuses = ORDER_STATUSES
     date_format = _DATETIME_FORMAT
     email_match = _EMAIL_RE.fullmatch
     hash_value = md5_hex if hashed else None
     valid_currencies = set()
-    for order in orders:
-        row_id = order.id
+    written = row_indexes.append
+    for index in indexes:
+        order = orders[index]
+        try:
+            row_id = order.id
 
-        values = order.client_ids
-        if not values:
-            client_ids = ""
-        elif (
-            len(values) == 1
-            and (value := values[0]).__class__ is str
-            and value.isdigit()
-            and value.isascii()
-        ):
-            client_ids = value
-        else:
-            client_ids = join(_digit_values(values, "client_ids", row_id))
+            values = order.client_ids
+            if not values:
+                client_ids = ""
+            elif (
+                len(values) == 1
+                and (value := values[0]).__class__ is str
+                and value.isdigit()
+                and value.isascii()
+            ):
+                client_ids = value
+            else:
+                client_ids = join(_digit_values(values, "client_ids", row_id))
 
-        values = order.emails
-        if not values:
-            emails = ""
-        elif (
-            len(values) == 1
-            and (value := values[0]).__class__ is str
-            and email_match(value) is not None
-        ):
-            emails = hash_value(value) if hashed else value
-        else:
-            values = _email_values(values, row_id)
-            emails = join(map(hash_value, values) if hashed else values)
+            values = order.emails
+            if not values:
+                emails = ""
+            elif (
+                len(values) == 1
+                and (value := values[0]).__class__ is str
+                and email_match(value) is not None
+            ):
+                emails = hash_value(value) if hashed else value
+            else:
+                values = _email_values(values, row_id)
+                emails = join(map(hash_value, values) if hashed else values)
 
-        values = order.phones
-        if not values:
-            phones = ""
-        elif (
-            len(values) == 1
-            and (value := values[0]).__class__ is str
-            and value.isdigit()
-            and value.isascii()
-        ):
-            phones = hash_value(value) if hashed else value
-        else:
-            values = _digit_values(values, "phones", row_id)
-            phones = join(map(hash_value, values) if hashed else values)
+            values = order.phones
+            if not values:
+                phones = ""
+            elif (
+                len(values) == 1
+                and (value := values[0]).__class__ is str
+                and value.isdigit()
+                and value.isascii()
+            ):
+                phones = hash_value(value) if hashed else value
+            else:
+                values = _digit_values(values, "phones", row_id)
+                phones = join(map(hash_value, values) if hashed else values)
 
-        if not (client_ids or emails or phones):
-            raise UploadDataError(
-                "simple order %r has no identifier: it needs at least one client id, e-mail or phone"
-                % row_id,
-                row_id,
-            )
+            if not (client_ids or emails or phones):
+                raise UploadDataError(
+                    "simple order %r has no identifier: "
+                    "it needs at least one client id, e-mail or phone" % row_id,
+                    row_id,
+                )
 
-        status = order.order_status
-        if status not in statuses:
-            status = _status(status, row_id, simple=True)
+            status = order.order_status
+            if status not in statuses:
+                status = _status(status, row_id, simple=True)
 
-        client_uniq_id = order.client_uniq_id
-        if client_uniq_id is None:
-            client_uniq_id = ""
-        elif client_uniq_id.__class__ is not str:
-            _optional_text(client_uniq_id, "client_uniq_id", row_id)
+            client_uniq_id = order.client_uniq_id
+            if client_uniq_id is None:
+                client_uniq_id = ""
+            elif client_uniq_id.__class__ is not str:
+                _optional_text(client_uniq_id, "client_uniq_id", row_id)
 
-        created = order.create_date_time
-        zone = created.tzinfo if created.__class__ is datetime else None
-        if zone is None or (zone.__class__ is not timezone and zone.__class__ is not ZoneInfo):
-            created = format_local_datetime(created, tz, "create_date_time", row_id)
-        else:
-            local = created.astimezone(tz)
-            if local.year < 1970:
-                format_local_datetime(created, tz, "create_date_time", row_id)  # raises
-            created = date_format % (
-                local.year,
-                local.month,
-                local.day,
-                local.hour,
-                local.minute,
-                local.second,
-            )
+            created = order.create_date_time
+            zone = created.tzinfo if created.__class__ is datetime else None
+            if zone is None or (zone.__class__ is not timezone and zone.__class__ is not ZoneInfo):
+                created = format_local_datetime(created, tz, "create_date_time", row_id)
+            else:
+                local = created.astimezone(tz)
+                if local.year < 1970:
+                    format_local_datetime(created, tz, "create_date_time", row_id)  # raises
+                created = date_format % (
+                    local.year,
+                    local.month,
+                    local.day,
+                    local.hour,
+                    local.minute,
+                    local.second,
+                )
 
-        revenue = order.revenue
-        if revenue is None:
-            revenue = ""
-        elif revenue.__class__ is Decimal and revenue.is_finite() and not revenue.is_signed():
-            revenue = format(revenue, "f")
-        else:
-            revenue = format(_decimal(revenue, "revenue", row_id), "f")
-        cost = order.cost
-        if cost is None:
-            cost = ""
-        elif cost.__class__ is Decimal and cost.is_finite() and not cost.is_signed():
-            cost = format(cost, "f")
-        else:
-            cost = format(_decimal(cost, "cost", row_id), "f")
-        currency = order.currency
-        if currency is None:
-            currency = ""
-        elif currency not in valid_currencies:
-            valid_currencies.add(_currency(currency, row_id))
-
+            revenue = order.revenue
+            if revenue is None:
+                revenue = ""
+            elif revenue.__class__ is Decimal and revenue.is_finite() and not revenue.is_signed():
+                revenue = format(revenue, "f")
+            else:
+                revenue = format(_decimal(revenue, "revenue", row_id), "f")
+            cost = order.cost
+            if cost is None:
+                cost = ""
+            elif cost.__class__ is Decimal and cost.is_finite() and not cost.is_signed():
+                cost = format(cost, "f")
+            else:
+                cost = format(_decimal(cost, "cost", row_id), "f")
+            currency = order.currency
+            if currency is None:
+                currency = ""
+            elif currency not in valid_currencies:
+                valid_currencies.add(_currency(currency, row_id))
+            goals = _goals_cell(order.goals, row_id) if order.goals else ""
+        except UploadDataError as exc:
+            rejected[index] = exc
+            continue
+        written(index)
         yield (
             row_id,
             created,
@@ -743,7 +857,7 @@ def _simple_order_rows(orders, tz, hashed):
             revenue,
             cost,
             currency,
-            _goals_cell(order.goals, row_id) if order.goals else "",
+            goals,
         )
 
 
@@ -1015,6 +1129,89 @@ def _unix_seconds(value, what, row_id):
     return delta.days * 86400 + delta.seconds
 
 
+def _check_offline_column(identifier_column):
+    if identifier_column not in OFFLINE_IDENTIFIER_COLUMNS:
+        raise UploadDataError(
+            "identifier column must be one of %s, got %r"
+            % (", ".join(OFFLINE_IDENTIFIER_COLUMNS), identifier_column)
+        )
+
+
+def _offline_row(conversion, identifier_column, digits_only, limit):
+    """The CSV row of one offline conversion; raises :class:`UploadDataError` if it is invalid."""
+    identifier = conversion.identifier
+    if (
+        not isinstance(identifier, str)
+        or not identifier.strip()
+        or (digits_only and not (identifier.isdigit() and identifier.isascii()))
+    ):
+        raise UploadDataError(
+            "offline conversion: bad %s %r (%s)"
+            % (
+                identifier_column,
+                identifier,
+                "digits expected" if digits_only else "non-empty string expected",
+            ),
+            identifier,
+        )
+    row_id = "offline conversion %s=%s target=%r" % (
+        identifier_column,
+        identifier,
+        conversion.target,
+    )
+    if not is_valid_goal_identifier(conversion.target):
+        raise UploadDataError(
+            '%s: Target must be a goal identifier (non-empty, no spaces or / \\ & # ? = ")'
+            % row_id,
+            identifier,
+        )
+    seconds = _unix_seconds(conversion.date_time, "date_time", row_id)
+    if seconds < 0:
+        raise UploadDataError("%s: date_time is before 1970-01-01" % row_id, identifier)
+    seconds = min(seconds, limit)
+    return (
+        identifier,
+        conversion.target,
+        str(seconds),
+        _decimal_cell(conversion.price, "price", row_id),
+        _currency(conversion.currency, row_id),
+    )
+
+
+def _build_offline_conversions(conversions, identifier_column, now):
+    """(:class:`BuiltFile`, ``{index: UploadDataError}``): the file built once."""
+    _check_offline_column(identifier_column)
+    if now is None:
+        now = datetime.now(timezone.utc)
+    limit = _unix_seconds(now, "now", "now") - 1
+    digits_only = identifier_column in ("ClientId", "Yclid")
+    rows = {}
+
+    def key_of(index, conversion):
+        row = _offline_row(conversion, identifier_column, digits_only, limit)
+        rows[index] = row
+        return row[:3]  # (identifier, Target, DateTime): one conversion to Metrica
+
+    errors = {}
+    latest, superseded = _latest_indexes(conversions, key_of, errors)
+    row_indexes = list(latest.values())
+    header = (identifier_column, "Target", "DateTime", "Price", "Currency")
+    data = _write_csv_chunked(header, (rows[index] for index in row_indexes), ",")
+    return _built_file(data, row_indexes, errors, superseded), errors
+
+
+def build_offline_conversions_file(conversions, identifier_column, *, now=None):
+    """The offline-conversions file built once, invalid rows left out with a reason.
+
+    Same rules and layout as :func:`build_offline_conversions_csv`, but a bad row (identifier,
+    Target, date) is listed in :attr:`BuiltFile.rejected` (``{index in conversions: reason}``)
+    instead of stopping the build; rows with the same (identifier, Target, DateTime) after
+    clamping are in :attr:`BuiltFile.superseded`, pointing at the one written. An empty input, or
+    one whose every row is rejected, gives ``data=None``; a bad ``identifier_column`` raises.
+    """
+    return _build_offline_conversions(conversions, identifier_column, now)[0]
+
+
 def build_offline_conversions_csv(conversions, identifier_column, *, now=None):
     """CSV body for ``POST /management/v1/counter/{id}/offline_conversions/upload``.
 
@@ -1026,58 +1223,10 @@ def build_offline_conversions_csv(conversions, identifier_column, *, now=None):
     clamped rather than refused, which also absorbs clock skew.
     Rows with the same (identifier, Target, DateTime) after clamping are one conversion to
     Metrica (it keeps only one); the latest in the input wins, at the first one's position.
+    Any invalid row raises :class:`UploadDataError`; :func:`build_offline_conversions_file`
+    leaves such rows out instead.
     """
-    if identifier_column not in OFFLINE_IDENTIFIER_COLUMNS:
-        raise UploadDataError(
-            "identifier column must be one of %s, got %r"
-            % (", ".join(OFFLINE_IDENTIFIER_COLUMNS), identifier_column)
-        )
-    if now is None:
-        now = datetime.now(timezone.utc)
-    limit = _unix_seconds(now, "now", "now") - 1
-    digits_only = identifier_column in ("ClientId", "Yclid")
-
-    rows = {}
-    for conversion in conversions:
-        identifier = conversion.identifier
-        if (
-            not isinstance(identifier, str)
-            or not identifier.strip()
-            or (digits_only and not (identifier.isdigit() and identifier.isascii()))
-        ):
-            raise UploadDataError(
-                "offline conversion: bad %s %r (%s)"
-                % (
-                    identifier_column,
-                    identifier,
-                    "digits expected" if digits_only else "non-empty string expected",
-                ),
-                identifier,
-            )
-        row_id = "offline conversion %s=%s target=%r" % (
-            identifier_column,
-            identifier,
-            conversion.target,
-        )
-        if not is_valid_goal_identifier(conversion.target):
-            raise UploadDataError(
-                '%s: Target must be a goal identifier (non-empty, no spaces or / \\ & # ? = ")'
-                % row_id,
-                identifier,
-            )
-        seconds = _unix_seconds(conversion.date_time, "date_time", row_id)
-        if seconds < 0:
-            raise UploadDataError("%s: date_time is before 1970-01-01" % row_id, identifier)
-        seconds = min(seconds, limit)
-        rows[(identifier, conversion.target, seconds)] = (
-            identifier,
-            conversion.target,
-            str(seconds),
-            _decimal_cell(conversion.price, "price", row_id),
-            _currency(conversion.currency, row_id),
-        )
-    if not rows:
-        raise UploadDataError("no offline conversions to upload")
-
-    header = (identifier_column, "Target", "DateTime", "Price", "Currency")
-    return _write_csv_chunked(header, rows.values(), ",")
+    built, errors = _build_offline_conversions(conversions, identifier_column, now)
+    if errors or built.data is None:
+        _raise_first(errors, "no offline conversions to upload")
+    return built.data

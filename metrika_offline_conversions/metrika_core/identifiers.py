@@ -21,6 +21,8 @@ import re
 
 import phonenumbers
 
+from .errors import MetrikaDataError
+
 CLIENT_ID_MAX_DIGITS = 20
 YCLID_MAX_DIGITS = 25
 PHONE_MAX_CHARS = 64
@@ -47,8 +49,11 @@ _DOMAIN_DOT_RE = re.compile("[.\u3002\uff0e\uff61]")
 _DOMAIN_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?")
 
 
-class InvalidIdentifier(ValueError):
-    """A value that cannot be used as the identifier it claims to be; the message says why."""
+class InvalidIdentifier(MetrikaDataError):
+    """A value that cannot be used as the identifier it claims to be; the message says why.
+
+    A :class:`~.errors.MetrikaDataError`, hence a ``ValueError``.
+    """
 
 
 def md5_hex(normalized_value):
