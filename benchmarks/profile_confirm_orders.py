@@ -39,6 +39,7 @@ _REPEATED_PLACEHOLDERS = re.compile(
     r"(\(\s*(?:%s\s*,\s*)*%s\s*\))(\s*,\s*\(\s*(?:%s\s*,\s*)*%s\s*\))+"
 )
 _SPACES = re.compile(r"\s+")
+PID_QUERY = "SELECT pg_backend_pid()"  # the benchmark's own reading of the backend's CPU
 
 
 def statement_shape(query):
@@ -50,7 +51,7 @@ class StatementLog:
     """Counts the statements run on one database's cursors while ``active``."""
 
     def __init__(self):
-        self.counts = {"with": collections.Counter(), "without": collections.Counter()}
+        self.counts = collections.defaultdict(collections.Counter)
         self.active_db = self.label = None
 
     def install(self):
@@ -59,7 +60,7 @@ class StatementLog:
         log, original = self, odoo.sql_db.Cursor.execute
 
         def execute(cursor, query, params=None, log_exceptions=True):
-            if log.active_db == cursor.dbname:
+            if log.active_db == cursor.dbname and query != PID_QUERY:
                 code = query.code if isinstance(query, odoo.tools.SQL) else query
                 log.counts[log.label][statement_shape(code)] += 1
             return original(cursor, query, params, log_exceptions)
@@ -70,9 +71,11 @@ class StatementLog:
 class Confirmer:
     """One database's side: its own cursor, confirming one order per transaction."""
 
-    def __init__(self, registry):
+    def __init__(self, registry, queueing=True):
         from odoo import api
 
+        self.registry = registry
+        self.queueing = queueing
         self.cr = registry.cursor()
         self.orders = api.Environment(self.cr, ADMIN_UID, {})["sale.order"]
         self.profiler = cProfile.Profile(time.thread_time)  # CPU time: less sensitive to load
@@ -80,18 +83,27 @@ class Confirmer:
 
     def confirm(self, order_ids, profile):
         backend = backend_cpu_seconds(self.cr) if profile else None
+        model = self.registry["metrika.conversion"] if not self.queueing else None
+        if model is not None:
+            # The addon installed and configured, its queueing a no-op: what its mere presence
+            # (fields, indexes, overrides) costs.
+            model._metrika_enqueue = lambda *args, **kwargs: None
         cpu, wall = time.thread_time(), time.perf_counter()
         if profile:
             self.profiler.enable()
-        for order_id in order_ids:
-            self.orders.browse(order_id).action_confirm()
-            self.cr.commit()
+        try:
+            for order_id in order_ids:
+                self.orders.browse(order_id).action_confirm()
+                self.cr.commit()
+        finally:
+            if profile:
+                self.profiler.disable()
+            if model is not None:
+                del model._metrika_enqueue  # back to the class's own method
         if profile:
-            self.profiler.disable()
             self.cpu += time.thread_time() - cpu
             self.wall += time.perf_counter() - wall
-            if backend is not None:
-                self.backend_cpu += backend_cpu_seconds(self.cr) - backend
+            self.backend_cpu += backend_cpu_seconds(self.cr) - backend
 
     def close(self):
         self.cr.close()
@@ -118,12 +130,26 @@ def function_label(key):
     return "%s:%d(%s)" % (filename, line, name)
 
 
+SIDES = ("without", "presence", "with")
+SIDE_TITLES = {
+    "without": "without the addon (sale_crm only)",
+    "presence": "the addon installed and sending, its queueing made a no-op",
+    "with": "with the addon",
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=300, help="orders compared (300)")
+    parser.add_argument("--orders", type=int, default=300, help="orders per side (300)")
     parser.add_argument("--warm-up", type=int, default=50, help="orders confirmed first (50)")
     parser.add_argument("--top", type=int, default=25, help="profile lines shown (25)")
     parser.add_argument("--chunk", type=int, default=10, help="orders per turn of a side (10)")
+    parser.add_argument(
+        "--databases",
+        nargs=2,
+        metavar=("BASE", "ADDON"),
+        help="existing databases (sale_crm; the addon) instead of fresh ones, not dropped",
+    )
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     print(code_line(), flush=True)
@@ -131,110 +157,100 @@ def main(argv=None):
     log.install()
     count = args.orders + args.warm_up
     with Databases("profile") as dbs, StandInProcess(TOKEN) as stand_in:
-        base_db, addon_db = dbs.install({"base": "sale_crm", "addon": ADDON})
+        if args.databases:
+            base_db, addon_db = args.databases
+        else:
+            base_db, addon_db = dbs.install({"base": "sale_crm", "addon": ADDON})
         registries = {"without": open_registry(base_db), "with": open_registry(addon_db)}
+        registries["presence"] = registries["with"]
         configure_company(registries["with"], stand_in.url)
         drafts = {
-            "without": make_drafts(registries["without"], count, with_client_ids=False),
-            "with": make_drafts(registries["with"], count, with_client_ids=True),
+            side: make_drafts(registries[side], count, with_client_ids=side != "without")
+            for side in SIDES
         }
-        confirmers = {label: Confirmer(registry) for label, registry in registries.items()}
+        confirmers = {
+            side: Confirmer(registries[side], queueing=side != "presence") for side in SIDES
+        }
         try:
-            warm = {label: ids[: args.warm_up] for label, ids in drafts.items()}
+            warm = {side: ids[: args.warm_up] for side, ids in drafts.items()}
             confirm_interleaved(confirmers, warm, args.chunk, False, log)
-            timed = {label: ids[args.warm_up :] for label, ids in drafts.items()}
+            timed = {side: ids[args.warm_up :] for side, ids in drafts.items()}
             confirm_interleaved(confirmers, timed, args.chunk, True, log)
         finally:
             for confirmer in confirmers.values():
                 confirmer.close()
-        statements = log.counts
-        stats = {label: pstats.Stats(c.profiler).stats for label, c in confirmers.items()}
-        cpu = {label: c.cpu for label, c in confirmers.items()}
-        backend = {label: c.backend_cpu for label, c in confirmers.items()}
-        wall = {label: c.wall for label, c in confirmers.items()}
         received = stand_in.summary()["requests"]
 
     per_order = args.orders
+    stats = {side: pstats.Stats(c.profiler) for side, c in confirmers.items()}
     print()
-    print(
-        "CPU of this thread per order (under cProfile, so inflated alike): without %.3f ms, "
-        "with %.3f ms (%+.1f%%)"
-        % (
-            1000 * cpu["without"] / per_order,
-            1000 * cpu["with"] / per_order,
-            100 * (cpu["with"] / cpu["without"] - 1),
+    print("per order (CPU under cProfile, inflated alike; function calls and queries are exact):")
+    for side in SIDES:
+        confirmer = confirmers[side]
+        print(
+            "  %-8s %8.0f function calls, %6.2f queries, CPU %7.3f ms + PostgreSQL backend "
+            "%6.3f ms: %s"
+            % (
+                side,
+                stats[side].total_calls / per_order,
+                sum(log.counts[side].values()) / per_order,
+                1000 * confirmer.cpu / per_order,
+                1000 * confirmer.backend_cpu / per_order,
+                SIDE_TITLES[side],
+            )
         )
-    )
-    print(
-        "PostgreSQL backend CPU per order: without %.3f ms, with %.3f ms (%+.3f ms); wall time "
-        "per order (under cProfile, noisy): without %.3f ms, with %.3f ms"
-        % (
-            1000 * backend["without"] / per_order,
-            1000 * backend["with"] / per_order,
-            1000 * (backend["with"] - backend["without"]) / per_order,
-            1000 * wall["without"] / per_order,
-            1000 * wall["with"] / per_order,
-        )
-    )
-    total = {label: sum(counts.values()) for label, counts in statements.items()}
-    print(
-        "queries per order: without %.2f, with %.2f (%+.2f); stand-in requests: %d"
-        % (
-            total["without"] / per_order,
-            total["with"] / per_order,
-            (total["with"] - total["without"]) / per_order,
-            received,
-        )
-    )
-    print("statements whose count per order differs (with - without):")
-    shapes = set(statements["with"]) | set(statements["without"])
-    differing = sorted(
-        (
-            (statements["with"][shape] - statements["without"][shape]) / per_order,
-            statements["without"][shape] / per_order,
-            statements["with"][shape] / per_order,
-            shape,
-        )
-        for shape in shapes
-        if statements["with"][shape] != statements["without"][shape]
-    )
-    for delta, without, with_, shape in sorted(differing, key=lambda row: -abs(row[0])):
-        print("  %+6.2f  (%5.2f -> %5.2f)  %s" % (delta, without, with_, shape[:300]))
+    print("stand-in requests: %d" % received)
 
-    def cumulative(label):
-        return {key: (row[1], row[3]) for key, row in stats[label].items()}  # (calls, cumtime)
+    def compare(side, base):
+        print("statements whose count per order differs, %s - %s:" % (side, base))
+        shapes = set(log.counts[side]) | set(log.counts[base])
+        rows = [
+            (
+                (log.counts[side][shape] - log.counts[base][shape]) / per_order,
+                log.counts[base][shape] / per_order,
+                log.counts[side][shape] / per_order,
+                shape,
+            )
+            for shape in shapes
+            if log.counts[side][shape] != log.counts[base][shape]
+        ]
+        for delta, before, after, shape in sorted(rows, key=lambda row: -abs(row[0])):
+            print("  %+6.2f  (%5.2f -> %5.2f)  %s" % (delta, before, after, shape[:240]))
+        after = {key: (row[1], row[3]) for key, row in stats[side].stats.items()}
+        before = {key: (row[1], row[3]) for key, row in stats[base].stats.items()}
+        print("functions called more often per order, %s - %s (outside the addon):" % (side, base))
+        grown = sorted(
+            (
+                (calls - before.get(key, (0, 0.0))[0], key)
+                for key, (calls, _cum) in after.items()
+                if ADDON not in key[0]
+            ),
+            reverse=True,
+        )
+        for delta, key in grown[: args.top]:
+            if delta <= 0:
+                break
+            print(
+                "  %+8.2f calls (%.2f -> %.2f)  %s"
+                % (
+                    delta / per_order,
+                    before.get(key, (0, 0.0))[0] / per_order,
+                    after[key][0] / per_order,
+                    function_label(key),
+                )
+            )
 
-    with_cum, without_cum = cumulative("with"), cumulative("without")
-    print("the addon's functions, by cumulative CPU per order:")
+    compare("presence", "without")
+    compare("with", "presence")
+    print("the addon's functions (with), by cumulative CPU per order:")
     addon_rows = sorted(
-        ((cum, calls, key) for key, (calls, cum) in with_cum.items() if ADDON in key[0]),
+        ((row[3], row[1], key) for key, row in stats["with"].stats.items() if ADDON in key[0]),
         reverse=True,
     )
     for cum, calls, key in addon_rows[: args.top]:
         print(
             "  %7.3f ms  %6.2f calls  %s"
             % (1000 * cum / per_order, calls / per_order, function_label(key))
-        )
-    print("functions whose cumulative CPU per order grows most with the addon:")
-    grown = sorted(
-        (
-            (with_cum[key][1] - without_cum.get(key, (0, 0.0))[1], key)
-            for key in with_cum
-            if ADDON not in key[0]
-        ),
-        reverse=True,
-    )
-    for delta, key in grown[: args.top]:
-        calls_with = with_cum[key][0]
-        calls_without = without_cum.get(key, (0, 0.0))[0]
-        print(
-            "  %+7.3f ms  calls %6.2f -> %6.2f  %s"
-            % (
-                1000 * delta / per_order,
-                calls_without / per_order,
-                calls_with / per_order,
-                function_label(key),
-            )
         )
     return 0
 
