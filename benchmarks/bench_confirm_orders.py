@@ -34,8 +34,10 @@ deleted and the database is vacuumed, so every round starts from the same state.
 the cache stays warm; rolled back like the default mode): an approximation kept to compare with
 earlier figures.
 
-Exits 1 when the addon adds 5% or more (wall) time per order, or 3 or more queries per order,
-or when the stand-in received anything.
+Exits 1 (issue 8's targets) when the addon adds 3% or more wall time or CPU time per order, or
+more than one query per order besides the cron trigger's (a few queries once per time slot and
+process, counted in the instrumented round and printed), or when the stand-in received
+anything.
 """
 
 import argparse
@@ -55,8 +57,12 @@ from odoo_bench import (
     open_registry,
 )
 
-MAX_ADDED_TIME = 0.05
-MAX_ADDED_QUERIES = 3.0
+# Issue 8's targets for one transaction per order: under 3% time and CPU, at most one query.
+MAX_ADDED_TIME = 0.03
+MAX_ADDED_CPU = 0.03
+# Per order, not counting the cron trigger: a few queries once per time slot and process
+# (measured separately, in the instrumented round), shared by every order of the slot.
+MAX_ADDED_QUERIES = 1.0
 TOKEN = "bench-token"
 ADMIN_UID = 2  # base.user_admin: a real user, record rules and access rights apply
 
@@ -229,11 +235,13 @@ class ConfirmSession:
         # and the write of the queue at flush): what the added cost is made of.
         model = type(self.env["metrika.conversion"])
         spent = {"seconds": 0.0, "queries": 0, "calls": 0}
-        originals = {
-            name: getattr(model, name) for name in ("_metrika_enqueue", "_metrika_flush_queue")
-        }
+        trigger = {"seconds": 0.0, "queries": 0, "calls": 0}
+        groups = {"_metrika_enqueue": spent, "_metrika_flush_queue": spent}
+        if hasattr(model, "_metrika_trigger_slot"):  # the cron trigger, once per slot
+            groups["_metrika_trigger_slot"] = trigger
+        originals = {name: getattr(model, name) for name in groups}
 
-        def measured(original):
+        def measured(original, spent):
             def method(self, *args, **kwargs):
                 start, queries = time.perf_counter(), self.env.cr.sql_log_count
                 try:
@@ -246,9 +254,10 @@ class ConfirmSession:
             return method
 
         for name, original in originals.items():
-            setattr(model, name, measured(original))
+            setattr(model, name, measured(original, groups[name]))
         self.restore = (model, originals)
         self.extra["enqueue"] = spent
+        self.extra["trigger"] = trigger
 
     def _restore(self):
         if self.restore:
@@ -534,6 +543,12 @@ def main(argv=None):
             enqueue["calls"],
         )
     )
+    trigger = diag["trigger"]
+    trigger_queries = trigger["queries"] / args.orders
+    print(
+        "inside _metrika_trigger_slot (the cron trigger, same round): %d calls, %d queries "
+        "(%.3f queries/order)" % (trigger["calls"], trigger["queries"], trigger_queries)
+    )
     print(
         "conversions queued per addon round: %d (states %s), undone"
         % (diag["queued"], diag["states"])
@@ -550,16 +565,21 @@ def main(argv=None):
         failures.append(
             "added time %.2f%% is not below %.0f%%" % (100 * added_time, 100 * MAX_ADDED_TIME)
         )
-    if added_queries >= MAX_ADDED_QUERIES:
+    if added_cpu >= MAX_ADDED_CPU:
         failures.append(
-            "added queries %.2f/order are not below %.0f" % (added_queries, MAX_ADDED_QUERIES)
+            "added CPU %.2f%% is not below %.0f%%" % (100 * added_cpu, 100 * MAX_ADDED_CPU)
+        )
+    if added_queries - trigger_queries > MAX_ADDED_QUERIES:
+        failures.append(
+            "added queries %.2f/order (%.2f without the cron trigger's) are more than %.0f"
+            % (added_queries, added_queries - trigger_queries, MAX_ADDED_QUERIES)
         )
     if failures:
         print("FAIL: " + "; ".join(failures))
         return 1
     print(
-        "OK (added time < %.0f%%, added queries < %.0f per order, nothing sent)"
-        % (100 * MAX_ADDED_TIME, MAX_ADDED_QUERIES)
+        "OK (added time and CPU < %.0f%%, at most %.0f added query per order besides the cron "
+        "trigger's, nothing sent)" % (100 * MAX_ADDED_TIME, MAX_ADDED_QUERIES)
     )
     return 0
 
