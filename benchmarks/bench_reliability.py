@@ -22,11 +22,11 @@ way Odoo's cron thread does: ``ir.cron._run_job`` (progress record, the cron's s
 ``model._cron_upload()`` as the cron's user, called again while it reports work remaining, at
 most 10 times) in a loop until no conversion of the database is left open (``pending`` or any
 state other than sent, error, skipped and cancelled), bounded by ``--phase-timeout``. The
-script is tolerant of retry delays: when a run did nothing while rows are still open, the worker
-moves ``next_attempt_at`` of the pending rows that are not yet due to now, and waits half a
-second before the next run. Nothing else of the addon's state is touched, so the delays of the
-addon's own recovery (e.g. an in-flight upload settled only once older than the request
-timeout) are waited for, within the phase timeout.
+script is tolerant of retry delays: when a run settled no row while rows are still open, the
+worker moves ``next_attempt_at`` of the pending rows that are not yet due to now, and waits
+half a second before the next run. Nothing else of the addon's state is touched, so the
+delays of the addon's own recovery (e.g. an in-flight upload settled only once older than the
+request timeout) are waited for, within the phase timeout.
 
 Measured per method and phase, from what the stand-in stored (its own counters of stored rows:
 a goal hit is (identifier, goal, time), a ``simple_orders`` row its order id):
@@ -267,6 +267,13 @@ class KillSwitch:
 # ---------------------------------------------------------------------------------------------
 
 
+def count_open(registry):
+    """Conversions of the database not yet in a final state (pending, being sent, ...)."""
+    with registry.cursor() as cr:
+        cr.execute("SELECT COUNT(*) FROM metrika_conversion WHERE state NOT IN %s", [FINAL_STATES])
+        return cr.fetchone()[0]
+
+
 def nudge(registry):
     """Make the pending rows not yet due due now (the tolerance of retry delays, see above).
 
@@ -311,30 +318,13 @@ def worker_main(database, deadline_seconds, name):
     print(json.dumps({"worker": name, "ready": True}), flush=True)
     started = time.monotonic()
     runs = nudges = 0
-    open_rows = None
-    while time.monotonic() - started < deadline_seconds:
-        with registry.cursor() as cr:
-            cr.execute(
-                "SELECT COALESCE(SUM(done), 0) FROM ir_cron_progress WHERE cron_id = %s",
-                [job["id"]],
-            )
-            done_before = cr.fetchone()[0]
+    open_rows = count_open(registry)
+    while open_rows and time.monotonic() - started < deadline_seconds:
         cron_model._run_job(dict(job))
         runs += 1
-        with registry.cursor() as cr:
-            cr.execute(
-                "SELECT COALESCE(SUM(done), 0) FROM ir_cron_progress WHERE cron_id = %s",
-                [job["id"]],
-            )
-            progressed = cr.fetchone()[0] > done_before
-            cr.execute(
-                "SELECT COUNT(*) FROM metrika_conversion WHERE state NOT IN %s",
-                [FINAL_STATES],
-            )
-            open_rows = cr.fetchone()[0]
-            if not open_rows:
-                break
-        if not progressed:
+        before, open_rows = open_rows, count_open(registry)
+        if open_rows and open_rows >= before:
+            # Nothing settled by this run (rows wait for a retry, or for another worker).
             nudges += nudge(registry)
             time.sleep(0.5)
     print(
