@@ -12,9 +12,8 @@ nothing is pending; outside tests it commits after every batch, as in production
 
 Measured: wall time of the whole drain (conversions per second), the process's peak resident
 memory (``ru_maxrss``) and its increase over the baseline just before draining, and the SQL
-queries of each batch: a ``_metrika_upload_batch`` call where one cron call sends several
-batches, else a ``_cron_upload`` call (one batch per call); the method is wrapped for the run,
-and the query that takes and locks the batch is counted separately. The main queue (default 100,000) is drained with
+queries of each batch's upload (``UploadRun._send``) (the method is wrapped for the run; the query that
+takes and locks the batch is counted separately). The main queue (default 100,000) is drained with
 batches of 1,000 (the largest the addon allows), then a second queue (default 20,000) with
 batches of 250, to show that the queries per batch do not depend on the batch size. Each queue has its own stand-in, which must have
 received every order id exactly once, every file passing its validation; every conversion must end
@@ -176,44 +175,32 @@ def make_queue(registry, count, tag):
 
 
 class BatchMeter:
-    """Wraps the model's batch upload and ``_metrika_lock_due_batch`` for a run.
-
-    A batch is one ``_metrika_upload_batch`` call where the cron sends several batches per call
-    (the code of issue 3), else one ``_cron_upload`` call that sent rows (one batch per call,
-    Odoo's scheduler calling again while work remains).
-    """
+    """Wraps the upload of one batch (``UploadRun._send``) and the batch lock for a run."""
 
     def __init__(self, registry):
+        from odoo.addons.metrika_offline_conversions.tools.metrika_sender import UploadRun
+
+        self.run_class = UploadRun
         self.model = registry["metrika.conversion"]
-        if hasattr(self.model, "_metrika_upload_batch"):
-            self.batch_name = "_metrika_upload_batch"
-        else:
-            self.batch_name = "_cron_upload"
-        self.names = (self.batch_name, "_metrika_lock_due_batch")
-        self.upload = getattr(self.model, self.batch_name)
+        self.send = UploadRun._send
         self.lock = self.model._metrika_lock_due_batch
-        self.saved = {name: self.model.__dict__.get(name) for name in self.names}
+        self.saved_lock = self.model.__dict__.get("_metrika_lock_due_batch")
         self.batches = []  # (rows, queries, seconds)
         self.locks = []  # (rows, queries, seconds)
 
     def __enter__(self):
-        meter, upload, lock = self, self.upload, self.lock
-        per_call = self.batch_name == "_cron_upload"
+        meter, send, lock = self, self.send, self.lock
 
-        # Signature-agnostic wrappers: only the recordset and the counters matter here.
-        def measured_upload(self, *args, **kwargs):
-            cr, queries, started = self.env.cr, self.env.cr.sql_log_count, time.perf_counter()
-            result = None
+        def measured_send(run, company, method, batch):
+            cr, queries, started = run.env.cr, run.env.cr.sql_log_count, time.perf_counter()
             try:
-                result = upload(self, *args, **kwargs)
-                return result
+                return send(run, company, method, batch)
             finally:
-                rows = (result or 0) if per_call else len(self)
-                if rows:
-                    meter.batches.append(
-                        (rows, cr.sql_log_count - queries, time.perf_counter() - started)
-                    )
+                meter.batches.append(
+                    (len(batch), cr.sql_log_count - queries, time.perf_counter() - started)
+                )
 
+        # Signature-agnostic: only the recordset and the counters matter here.
         def measured_lock(self, *args, **kwargs):
             cr, queries, started = self.env.cr, self.env.cr.sql_log_count, time.perf_counter()
             batch = lock(self, *args, **kwargs)
@@ -222,16 +209,16 @@ class BatchMeter:
             )
             return batch
 
-        setattr(self.model, self.batch_name, measured_upload)
+        self.run_class._send = measured_send
         self.model._metrika_lock_due_batch = measured_lock
         return self
 
     def __exit__(self, *exc_info):
-        for name, saved in self.saved.items():
-            if saved is None:
-                delattr(self.model, name)  # back to the inherited definition
-            else:
-                setattr(self.model, name, saved)
+        self.run_class._send = self.send
+        if self.saved_lock is None:
+            delattr(self.model, "_metrika_lock_due_batch")  # back to the inherited definition
+        else:
+            self.model._metrika_lock_due_batch = self.saved_lock
 
 
 def count_states(registry, order_ids):
@@ -272,7 +259,6 @@ def drain(registry, order_ids):
         "baseline_mb": baseline,
         "peak_mb": peak_mb(),
         "batches": meter.batches,
-        "batch_name": meter.batch_name,
         "locks": meter.locks,
         "states": count_states(registry, order_ids),
     }
@@ -290,10 +276,9 @@ def report(label, count, batch_size, run, received):
         % (run["seconds"], count / run["seconds"], run["calls"], len(sizes), min(sizes), max(sizes))
     )
     print(
-        "  queries per batch (%s): min %d, max %d, median %g (first batch %d, "
+        "  queries per batch upload: min %d, max %d, median %g (first batch %d, "
         "later batches %d..%d)"
         % (
-            run["batch_name"],
             min(queries),
             max(queries),
             statistics.median(queries),

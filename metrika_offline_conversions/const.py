@@ -1,4 +1,4 @@
-"""Odoo-side constants: conversion states, events and defaults shared by models and views."""
+"""Odoo-side constants: states, reasons, events, Metrica's windows and the retry schedule."""
 
 DEFAULT_API_URL = "https://api-metrika.yandex.net"
 DEFAULT_BATCH_SIZE = 1000
@@ -6,31 +6,116 @@ DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 1000
 DEFAULT_UPLOAD_RETENTION_DAYS = 30
 
-# Metrica links conversions to visits for 21 days only; older ones are not worth sending.
-CONVERSION_WINDOW_DAYS = 21
-
 # (connect, read) seconds for every call the addon makes.
 HTTP_TIMEOUT = (5.0, 60.0)
+# An upload still "sending" this long after it started has lost its worker (killed, restarted,
+# cut off by the cron time limit or a lost database connection): its request is over by now,
+# whatever became of it. The worker also holds a row lock on it while it waits for Metrica.
+IN_FLIGHT_GRACE_SECONDS = int(sum(HTTP_TIMEOUT)) + 30
 
-# How long the cron keeps taking batches before it reports progress and lets the scheduler
-# call it again; keeps one run well inside the server's cron time limit.
-CRON_TIME_BUDGET_SECONDS = 120
+# -- Metrica's windows ------------------------------------------------------------------------
+# CRM orders: "orders are linked to visits only within 21 days from the current date … this
+# does not apply to updates of orders already linked", and "after linking, an order can be
+# changed for 111 days from the start of the visit" (https://yandex.ru/dev/metrika/ru/data-import/
+# contacts). The visit precedes the order's creation, so 111 days after the creation date the
+# update window has certainly closed.
+CRM_NEW_ORDER_LINK_DAYS = 21
+CRM_LINKED_ORDER_UPDATE_DAYS = 111
+# Goal-based offline conversions: "a conversion is added to a visit only if no more than 21
+# days passed between the visit and the processing of the file" (https://yandex.ru/dev/metrika/
+# en/management/conversion); the visit precedes the conversion's date.
+OFFLINE_VISIT_WINDOW_DAYS = 21
+# Rows still waiting (errors, a paused company) this close to the end of their window are shown
+# as at risk, so that somebody fixes the cause while Metrica still takes them.
+AT_RISK_DAYS = 3
 
+# -- Retry schedule ---------------------------------------------------------------------------
+# Minutes to wait after the n-th failed attempt (the last value holds for every later one).
+# Minutes, not seconds: Metrica's outages last minutes, and Odoo's scheduler wakes once a
+# minute. A short outage is over in a few attempts; the cap keeps a long one to two requests an
+# hour per company, far inside Metrica's 5,000 requests a day.
+RETRY_DELAY_MINUTES = (1, 2, 3, 3, 3, 3, 3, 5, 5, 5, 10, 15, 30)
+
+# Goal-based uploads are polled until Metrica has processed them ("up to about two hours",
+# https://yandex.ru/dev/metrika/en/management/offline-conv); after the deadline their rows are
+# marked as not confirmed.
+POLL_INTERVAL_MINUTES = 10
+PROCESSING_DEADLINE_HOURS = 6
+
+# -- Conversion states ------------------------------------------------------------------------
 STATE_PENDING = "pending"
+# Part of an upload committed before its request: not taken again until that upload is settled.
+STATE_SENDING = "sending"
 STATE_SENT = "sent"
 STATE_ERROR = "error"
 STATE_SKIPPED = "skipped"
 STATE_CANCELLED = "cancelled"
 
+# Why a conversion is not sent (yet).
+REASON_NO_IDENTIFIER = "no_identifier"
+REASON_NO_GOAL = "no_goal"
+REASON_LINK_WINDOW = "link_window"
+REASON_UPDATE_WINDOW = "update_window"
+REASON_VISIT_WINDOW = "visit_window"
+REASON_RECORD_DELETED = "record_deleted"
+REASON_INVALID_DATA = "invalid_data"
+REASON_SETTINGS = "settings"
+REASON_AUTH = "auth"
+REASON_BAD_REQUEST = "bad_request"
+REASON_REFUSED = "refused"
+REASON_QUOTA = "quota"
+REASON_SERVER = "server"
+REASON_NETWORK = "network"
+REASON_UNEXPECTED = "unexpected"
+# Reasons of rows that wait for an administrator, not for a retry.
+WAITING_FOR_ADMIN_REASONS = (REASON_SETTINGS, REASON_AUTH)
+
+# What Metrica did with a conversion's file ("sent" is not "counted").
+RESULT_ACCEPTED = "accepted"
+RESULT_PROCESSING = "processing"
+RESULT_LINKED = "linked"
+RESULT_PARTLY_LINKED = "partly_linked"
+RESULT_NOT_LINKED = "not_linked"
+RESULT_PARTLY_REFUSED = "partly_refused"
+RESULT_UNCONFIRMED = "unconfirmed"
+
+# -- Upload states ----------------------------------------------------------------------------
+UPLOAD_SENDING = "sending"
+# The request's answer was lost: Metrica may have stored the file.
+UPLOAD_UNCONFIRMED = "unconfirmed"
+UPLOAD_ACCEPTED = "accepted"
+UPLOAD_PROCESSED = "processed"
+UPLOAD_NOT_LINKED = "not_linked"
+UPLOAD_PROCESSING_TIMEOUT = "processing_timeout"
+UPLOAD_FAILED = "failed"
+# Found not stored after its answer was lost: its rows were queued again.
+UPLOAD_LOST = "lost"
+UPLOAD_OPEN_STATES = (UPLOAD_SENDING, UPLOAD_UNCONFIRMED)
+
+# -- Events and upload methods ----------------------------------------------------------------
 EVENT_IN_PROGRESS = "in_progress"
 EVENT_PAID = "paid"
 EVENT_CANCELLED = "cancelled"
 
 TRANSPORT_SIMPLE_ORDERS = "simple_orders"
 TRANSPORT_OFFLINE = "offline_conversions"
+TRANSPORT_SELECTION = [
+    (TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
+    (TRANSPORT_OFFLINE, "Goal-based offline conversions"),
+]
 
-# Queued conversions wake the upload cron at the end of the current slot of this many seconds:
-# one trigger serves every transaction committed in the slot.
-TRIGGER_SLOT_SECONDS = 30
+# When a sale order is first sent.
+ORDER_EVENT_CONFIRMED = "confirmed"
+ORDER_EVENT_CREATED = "created"
+
+# A lead's outcome, as 18.0 tells it (stage and archiving).
+LEAD_OPEN = "open"
+LEAD_WON = "won"
+LEAD_LOST = "lost"
+
+# Queued conversions wake the upload cron at once, and once more at the end of the current slot
+# of this many seconds, for the transactions committed while it ran: one pair of triggers per
+# slot and process, instead of one per confirmed order.
+TRIGGER_SLOT_SECONDS = 10
 
 CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"

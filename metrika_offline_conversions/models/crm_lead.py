@@ -49,8 +49,8 @@ class CrmLead(models.Model):
         """won, lost or open: 18.0 has no won/lost field, the stage and archiving say it."""
         self.ensure_one()
         if not self.active:
-            return "lost"
-        return "won" if self.stage_id.is_won else "open"
+            return const.LEAD_LOST
+        return const.LEAD_WON if self.stage_id.is_won else const.LEAD_OPEN
 
     # ------------------------------------------------------------------
     # Business events: every route (buttons, kanban drag, import) is a create or a write.
@@ -63,7 +63,7 @@ class CrmLead(models.Model):
         if sending:
             conversions = self.env["metrika.conversion"]
             conversions._metrika_enqueue(sending, const.EVENT_IN_PROGRESS)
-            sending._metrika_enqueue_outcome({lead.id: "open" for lead in sending})
+            sending._metrika_enqueue_outcome({lead.id: const.LEAD_OPEN for lead in sending})
         return leads
 
     def write(self, vals):
@@ -84,8 +84,12 @@ class CrmLead(models.Model):
 
     def _metrika_enqueue_outcome(self, before):
         conversions = self.env["metrika.conversion"]
-        won = self.filtered(lambda lead: lead._metrika_outcome() == "won" != before.get(lead.id))
-        lost = self.filtered(lambda lead: lead._metrika_outcome() == "lost" != before.get(lead.id))
+        won = self.filtered(
+            lambda lead: lead._metrika_outcome() == const.LEAD_WON != before.get(lead.id)
+        )
+        lost = self.filtered(
+            lambda lead: lead._metrika_outcome() == const.LEAD_LOST != before.get(lead.id)
+        )
         conversions._metrika_enqueue(won, const.EVENT_PAID)
         conversions._metrika_enqueue(lost, const.EVENT_CANCELLED)
 

@@ -1,10 +1,6 @@
-import csv
-import io
 import logging
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 
 import psycopg2.errors
 
@@ -13,9 +9,8 @@ from odoo.exceptions import AccessError
 from odoo.tools import SQL
 
 from .. import const
-from ..metrika_core import errors as metrika_errors
 from ..metrika_core import formats
-from ..metrika_core.retry import RetryPolicy
+from ..tools.metrika_sender import UploadRun
 
 _logger = logging.getLogger(__name__)
 
@@ -30,6 +25,40 @@ EVENT_STATUS = {
     const.EVENT_PAID: formats.PAID,
     const.EVENT_CANCELLED: formats.CANCELLED,
 }
+STATE_SELECTION = [
+    (const.STATE_PENDING, "Pending"),
+    (const.STATE_SENDING, "Sending"),
+    (const.STATE_SENT, "Sent"),
+    (const.STATE_ERROR, "Error"),
+    (const.STATE_SKIPPED, "Skipped"),
+    (const.STATE_CANCELLED, "Cancelled"),
+]
+FAILURE_REASON_SELECTION = [
+    (const.REASON_NO_IDENTIFIER, "No identifier"),
+    (const.REASON_NO_GOAL, "No goal set"),
+    (const.REASON_LINK_WINDOW, "Too late to link a new order"),
+    (const.REASON_UPDATE_WINDOW, "Too late to update the order"),
+    (const.REASON_VISIT_WINDOW, "Visit too old"),
+    (const.REASON_RECORD_DELETED, "Record deleted"),
+    (const.REASON_INVALID_DATA, "Invalid data"),
+    (const.REASON_SETTINGS, "Settings to fix"),
+    (const.REASON_AUTH, "Access refused"),
+    (const.REASON_BAD_REQUEST, "Rejected by Metrica"),
+    (const.REASON_REFUSED, "Refused by Metrica"),
+    (const.REASON_QUOTA, "Quota exceeded"),
+    (const.REASON_SERVER, "Metrica unavailable"),
+    (const.REASON_NETWORK, "Network error"),
+    (const.REASON_UNEXPECTED, "Unexpected answer"),
+]
+RESULT_SELECTION = [
+    (const.RESULT_ACCEPTED, "Accepted"),
+    (const.RESULT_PROCESSING, "Being processed"),
+    (const.RESULT_LINKED, "Linked"),
+    (const.RESULT_PARTLY_LINKED, "Partly linked"),
+    (const.RESULT_NOT_LINKED, "Not linked"),
+    (const.RESULT_PARTLY_REFUSED, "File partly refused"),
+    (const.RESULT_UNCONFIRMED, "Not confirmed"),
+]
 # Columns the enqueue INSERT writes. Odoo creates no database defaults (a field's ``default``
 # lives in the ORM only): a column left out of the INSERT is NULL.
 INSERT_COLUMNS = (
@@ -60,7 +89,6 @@ INSERT_INTO = SQL(
     SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
 )
 INSERT_ROW = "(%s)" % ", ".join(["%s"] * (4 + len(INSERT_COLUMNS)))
-RETRY_POLICY = RetryPolicy()
 # Where a transaction keeps what it queued until the rows are written (see _metrika_enqueue).
 QUEUE_KEY = "metrika_conversion_queue"
 
@@ -97,56 +125,46 @@ class MetrikaConversion(models.Model):
     revenue = fields.Monetary(readonly=True)
     currency_id = fields.Many2one("res.currency", readonly=True)
     transport = fields.Selection(
-        [
-            (const.TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
-            (const.TRANSPORT_OFFLINE, "Goal-based offline conversions"),
-        ],
-        required=True,
-        readonly=True,
+        const.TRANSPORT_SELECTION, string="Upload method", required=True, readonly=True
     )
     state = fields.Selection(
-        [
-            (const.STATE_PENDING, "Pending"),
-            (const.STATE_SENT, "Sent"),
-            (const.STATE_ERROR, "Error"),
-            (const.STATE_SKIPPED, "Skipped"),
-            (const.STATE_CANCELLED, "Cancelled"),
-        ],
-        default=const.STATE_PENDING,
-        required=True,
-        readonly=True,
+        STATE_SELECTION, default=const.STATE_PENDING, required=True, readonly=True
     )
-    failure_reason = fields.Selection(
-        [
-            ("no_identifier", "No identifier"),
-            ("no_goal", "No goal set"),
-            ("too_old", "Too old"),
-            ("record_deleted", "Record deleted"),
-            ("invalid_data", "Invalid data"),
-            ("settings", "Settings incomplete"),
-            ("auth", "Access refused"),
-            ("bad_request", "Rejected by Metrica"),
-            ("quota", "Quota exceeded"),
-            ("server", "Metrica unavailable"),
-            ("network", "Network error"),
-            ("unexpected", "Unexpected answer"),
-        ],
-        readonly=True,
-    )
+    failure_reason = fields.Selection(FAILURE_REASON_SELECTION, readonly=True)
     last_error = fields.Text(readonly=True)
     attempt_count = fields.Integer(readonly=True, default=0)
     next_attempt_at = fields.Datetime(
         string="Next attempt", readonly=True, default=fields.Datetime.now
     )
     sent_at = fields.Datetime(string="Sent on", readonly=True)
-    unconfirmed_upload_id = fields.Many2one(
+    metrika_goal = fields.Char(
+        string="Goal", readonly=True, help="The goal of the goal-based conversion sent."
+    )
+    metrika_result = fields.Selection(
+        RESULT_SELECTION,
+        string="What Metrica did",
+        readonly=True,
+        help="Sent is not counted: what Metrica answered for the file of this conversion.",
+    )
+    metrika_result_detail = fields.Char(string="Metrica's report", readonly=True)
+    window_closes_at = fields.Datetime(
+        string="Metrica takes it until",
+        readonly=True,
+        help="After this date Metrica no longer links (or updates) this conversion.",
+    )
+    at_risk = fields.Boolean(
+        string="At risk",
+        compute="_compute_at_risk",
+        search="_search_at_risk",
+        help="Still waiting, and Metrica's window for it closes within a few days.",
+    )
+    # Partial index: rows being sent are few, and rows queued without one cost the INSERT nothing.
+    upload_id = fields.Many2one(
         "metrika.upload",
-        string="Upload to confirm",
+        string="Current upload",
         readonly=True,
         ondelete="set null",
-        help="A goal-based upload whose answer was lost (timeout, dropped connection, server "
-        "error): Metrica may have stored it, so it is looked up before these rows are sent "
-        "again.",
+        index="btree_not_null",
     )
     upload_ids = fields.Many2many(
         "metrika.upload",
@@ -174,6 +192,24 @@ class MetrikaConversion(models.Model):
                 "ON metrika_conversion (company_id, transport, id) WHERE state = 'pending'"
             )
         )
+
+    def _compute_at_risk(self):
+        limit = fields.Datetime.now() + timedelta(days=const.AT_RISK_DAYS)
+        for conversion in self:
+            conversion.at_risk = bool(
+                conversion.state in (const.STATE_PENDING, const.STATE_ERROR)
+                and conversion.window_closes_at
+                and conversion.window_closes_at <= limit
+            )
+
+    def _search_at_risk(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise NotImplementedError(_("Search at-risk conversions with = True or = False."))
+        domain = [
+            ("state", "in", (const.STATE_PENDING, const.STATE_ERROR)),
+            ("window_closes_at", "<=", fields.Datetime.now() + timedelta(days=const.AT_RISK_DAYS)),
+        ]
+        return domain if (operator == "=") == value else ["!", "&", *domain]
 
     # ------------------------------------------------------------------
     # Enqueueing (runs inside the salesperson's transaction)
@@ -262,7 +298,7 @@ class MetrikaConversion(models.Model):
         description as can still be read; None (logged) when not even that can be built."""
         failure = {
             "state": const.STATE_ERROR,
-            "failure_reason": "invalid_data",
+            "failure_reason": const.REASON_INVALID_DATA,
             "last_error": _("This conversion could not be prepared: %s", err),
         }
         record = record.sudo()
@@ -362,6 +398,9 @@ class MetrikaConversion(models.Model):
                 WHERE conversion.%(field)s = again.record_id
                   AND conversion.event = again.event
                   AND conversion.state IN ('sent', 'skipped', 'error')
+                  -- A goal hit reaches Metrica at most once (a manager's Resend aside): goal
+                  -- hits have no order to update, a second one would be counted again.
+                  AND NOT (conversion.state = 'sent' AND conversion.transport = %(offline)s)
                   AND EXISTS (
                       SELECT 1 FROM metrika_conversion later
                        WHERE later.%(field)s = conversion.%(field)s
@@ -370,6 +409,7 @@ class MetrikaConversion(models.Model):
             RETURNING conversion.id, conversion.%(field)s""",
                 uid=self.env.uid,
                 now=now,
+                offline=const.TRANSPORT_OFFLINE,
                 values=SQL(", ").join(SQL("%s", row) for row in values),
                 field=SQL.identifier(field),
             )
@@ -380,12 +420,7 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_trigger_upload(self):
-        """Wake the upload cron when this transaction commits.
-
-        The trigger is set for the end of the current time slot, so that one trigger serves
-        every transaction committed in the slot: each process creates at most one per slot and
-        database, instead of one per confirmed order.
-        """
+        """Wake the upload cron when this transaction commits (see _metrika_trigger_slot)."""
         precommit = self.env.cr.precommit
         if precommit.data.get("metrika_trigger_upload"):
             return
@@ -395,6 +430,9 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_trigger_slot(self):
+        """The first transaction of a time slot in this process wakes the cron at once, and
+        again at the end of the slot for the transactions that commit while it runs: one pair of
+        triggers per slot and process, instead of one per confirmed order."""
         slot = -(-int(time.time()) // const.TRIGGER_SLOT_SECONDS) * const.TRIGGER_SLOT_SECONDS
         key = (self.env.cr.dbname, slot)
         if key in _TRIGGERED_SLOTS:
@@ -402,9 +440,29 @@ class MetrikaConversion(models.Model):
         cron = self.env.ref(const.CRON_XMLID, raise_if_not_found=False)
         if not cron:
             return
-        cron.sudo()._trigger(at=datetime.fromtimestamp(slot, timezone.utc).replace(tzinfo=None))
+        slot_end = datetime.fromtimestamp(slot, timezone.utc).replace(tzinfo=None)
+        cron.sudo()._trigger(at=[fields.Datetime.now(), slot_end])
         # Remembered only once committed: a rolled-back trigger does not count.
         self.env.cr.postcommit.add(lambda: _remember_slot(key))
+
+    @api.model
+    def _metrika_trigger_at(self, when):
+        """Wake the cron at ``when`` (a retry or a check that falls due), unless a trigger for
+        about that time is already waiting (Odoo's triggers are precise to a minute anyway)."""
+        cron = self.env.ref(const.CRON_XMLID, raise_if_not_found=False)
+        if not cron:
+            return
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at > %s "
+                "AND call_at <= %s LIMIT 1",
+                cron.id,
+                max(fields.Datetime.now(), when - timedelta(seconds=30)),
+                when,
+            )
+        )
+        if not self.env.cr.fetchone():
+            cron.sudo()._trigger(at=when)
 
     # ------------------------------------------------------------------
     # Operator actions
@@ -434,25 +492,30 @@ class MetrikaConversion(models.Model):
         domain = [
             *domain,
             ("state", "=", const.STATE_SKIPPED),
-            ("failure_reason", "=", "no_identifier"),
+            ("failure_reason", "=", const.REASON_NO_IDENTIFIER),
         ]
         if contact_only:
             domain.append(("transport", "=", const.TRANSPORT_SIMPLE_ORDERS))
         self.sudo().search(domain)._metrika_reset_to_pending()
 
     def _metrika_reset_to_pending(self):
-        if not self:
+        # A row being sent stays with its upload: it is settled by what Metrica did with it.
+        rows = self.filtered(lambda conversion: conversion.state != const.STATE_SENDING)
+        if not rows:
             return
-        self.sudo().write(
+        rows.sudo().write(
             {
                 "state": const.STATE_PENDING,
                 "failure_reason": False,
                 "last_error": False,
+                "metrika_result": False,
+                "metrika_result_detail": False,
+                "upload_id": False,
                 "next_attempt_at": fields.Datetime.now(),
                 "attempt_count": 0,
             }
         )
-        self._metrika_trigger_upload()
+        rows._metrika_trigger_upload()
 
     def action_cancel(self):
         self._check_manager()
@@ -479,9 +542,10 @@ class MetrikaConversion(models.Model):
             SQL(
                 "UPDATE metrika_conversion SET next_attempt_at = %s "
                 "WHERE company_id = ANY(%s) AND state = 'pending' "
-                "AND failure_reason IN ('settings', 'auth') AND next_attempt_at > %s",
+                "AND failure_reason IN %s AND next_attempt_at > %s",
                 now,
                 companies.ids,
+                const.WAITING_FOR_ADMIN_REASONS,
                 now,
             )
         )
@@ -495,43 +559,41 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _cron_upload(self):
-        """Send due conversions, one HTTP request per batch, per company and transport."""
-        auto_commit = not getattr(threading.current_thread(), "testing", False)
-        started = time.monotonic()
-        done = 0
-        for company, transport in self._metrika_due_groups():
-            # Batches go in id order; a row this run already handled (and left due, e.g. on a
-            # test cursor that never commits) is never taken twice.
-            after_id = 0
-            while time.monotonic() - started < const.CRON_TIME_BUDGET_SECONDS:
-                if company.metrika_paused:
-                    # Access refused earlier in this run: nothing of this company is sent
-                    # (and no administrator is alerted twice) until the token is fixed.
-                    break
-                batch = self._metrika_lock_due_batch(company, transport, after_id)
-                if not batch and auto_commit:
-                    # Look again from a fresh snapshot: rows a concurrent run settled after
-                    # ours began cannot be locked in this transaction (nothing is pending
-                    # here: the last batch was committed).
-                    self.env.cr.commit()
-                    batch = self._metrika_lock_due_batch(company, transport, after_id)
-                if not batch:
-                    break
-                after_id = max(batch.ids)
-                error = batch._metrika_upload_batch_guarded(company, transport)
-                done += len(batch)
-                if isinstance(error, metrika_errors.MetrikaQuotaError):
-                    # The quota is the account's: every other request would be refused too.
-                    self._metrika_postpone_due(company, transport, error)
-                if auto_commit:
-                    self.env.cr.commit()
-                if error is not None:
-                    break
+        """One step of the upload: settle open uploads, poll, send one batch (UploadRun).
+
+        Odoo's scheduler calls it again at once while ``_notify_progress`` reports work left
+        (up to ten times a run, committing after each call), and the cron is triggered for the
+        next retry or check that falls due.
+        """
+        done = UploadRun(self.env).run()
         remaining = self._metrika_due_count()
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if auto_commit:
-            self.env.cr.commit()
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining if done else 0)
+        self._metrika_schedule_next()
         return done
+
+    @api.model
+    def _metrika_schedule_next(self):
+        """Trigger the cron when the earliest retry, settlement or status check falls due."""
+        now = fields.Datetime.now()
+        self._metrika_flush_all()
+        self.env.cr.execute(
+            SQL(
+                """SELECT MIN(at) FROM (
+                       SELECT MIN(next_attempt_at) AS at FROM metrika_conversion
+                        WHERE state = 'pending' AND next_attempt_at > %(now)s
+                       UNION ALL
+                       SELECT MIN(settle_after) FROM metrika_upload
+                        WHERE state IN %(open)s AND settle_after > %(now)s
+                       UNION ALL
+                       SELECT MIN(next_poll_at) FROM metrika_upload
+                        WHERE next_poll_at > %(now)s) AS due""",
+                now=now,
+                open=const.UPLOAD_OPEN_STATES,
+            )
+        )
+        when = self.env.cr.fetchone()[0]
+        if when:
+            self._metrika_trigger_at(when)
 
     def _metrika_due_where(self):
         return SQL(
@@ -571,18 +633,17 @@ class MetrikaConversion(models.Model):
         return self.env.cr.fetchone()[0]
 
     @api.model
-    def _metrika_lock_due_batch(self, company, transport, after_id=0):
+    def _metrika_lock_due_batch(self, company, transport):
         """Take and lock the next batch; rows another worker holds are skipped, not waited for."""
         rows = self._metrika_execute_locking(
             SQL(
                 "SELECT id FROM metrika_conversion "
                 "WHERE company_id = %s AND transport = %s AND state = 'pending' "
-                "AND next_attempt_at <= %s AND id > %s "
+                "AND next_attempt_at <= %s "
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 company.id,
                 transport,
                 fields.Datetime.now(),
-                after_id,
                 company.metrika_batch_size or const.DEFAULT_BATCH_SIZE,
             )
         )
@@ -594,7 +655,7 @@ class MetrikaConversion(models.Model):
 
         Odoo's transactions are REPEATABLE READ: a row that another worker updated and committed
         after this transaction's snapshot cannot be locked here ("could not serialize access").
-        That worker has settled the row, so there is nothing for us to take now; the next run
+        That worker has settled the row, so there is nothing for us to take now; the next call
         (a fresh snapshot) will see the queue as it is.
         """
         self._metrika_flush_all()
@@ -609,11 +670,9 @@ class MetrikaConversion(models.Model):
             return []
 
     @api.model
-    def _metrika_postpone_due(self, company, transport, error):
-        """Make the rest of the company's due rows wait as long as Metrica asked (quota).
-
-        The refused batch itself already waits (it is no longer due).
-        """
+    def _metrika_postpone_due(self, company, transport, reason, message, when):
+        """The rest of the company's due rows wait until ``when`` too (Metrica, the network or
+        the quota refuses every request for now); the failed batch already waits."""
         rows = self._metrika_execute_locking(
             SQL(
                 "SELECT id FROM metrika_conversion "
@@ -625,364 +684,22 @@ class MetrikaConversion(models.Model):
             )
         )
         waiting = self.sudo().browse(row_id for (row_id,) in rows)
-        waiting._metrika_mark_postponed(
-            _retry_reason(error),
-            self.env["res.company"]._metrika_error_text(error),
-            delay=RETRY_POLICY.delay_for(1, error),
+        waiting._metrika_update(
+            [
+                SQL("failure_reason = %s", reason),
+                SQL("last_error = %s", message),
+                SQL("next_attempt_at = %s", when),
+            ]
         )
-
-    def _metrika_upload_batch_guarded(self, company, transport):
-        """Like ``_metrika_upload_batch``, but a bug in one batch never stops the queue behind it."""
-        try:
-            with self.env.cr.savepoint():
-                return self._metrika_upload_batch(company, transport)
-        except Exception as err:  # noqa: BLE001 - recorded on the rows, which stay resendable
-            _logger.exception(
-                "Metrica: a batch of %s conversions of company %s failed unexpectedly",
-                len(self),
-                company.id,
-            )
-            self._metrika_mark_final(
-                const.STATE_ERROR,
-                "unexpected",
-                _(
-                    "Sending failed on an unexpected error (%s); see the server log, then resend.",
-                    type(err).__name__,
-                ),
-            )
-            return None
-
-    def _metrika_upload_batch(self, company, transport):
-        """Send this batch; return the error that should stop the company's sending, or None.
-
-        Never raises for anything Metrica or the settings can cause: every outcome is recorded
-        on the rows (and on a ``metrika.upload`` when a request was attempted).
-        """
-        company = company.sudo()
-        sendable = self._metrika_drop_unsendable()
-        if not sendable:
-            return None
-        settings_message = _(
-            "Set the Metrica counter ID and OAuth token in Settings to send conversions."
-        )
-        if not company._metrika_is_configured():
-            sendable._metrika_mark_postponed("settings", settings_message, delay=3600)
-            return None
-        try:
-            client = company._metrika_client()
-        except ValueError as err:
-            # e.g. a token pasted with a space or a line break inside; never echo the value.
-            _logger.warning("Metrica settings of company %s are unusable: %s", company.id, err)
-            sendable._metrika_mark_postponed(
-                "settings",
-                _(
-                    "The Metrica settings cannot be used (%(reason)s). %(hint)s",
-                    reason=err,
-                    hint=settings_message,
-                ),
-                delay=3600,
-            )
-            return None
-        try:
-            if transport == const.TRANSPORT_OFFLINE:
-                try:
-                    sendable = sendable._metrika_confirm_lost_uploads(client)
-                except metrika_errors.MetrikaError as error:
-                    sendable._metrika_mark_failed(company, error)
-                    return error if _stops_sending(error) else None
-                return sendable._metrika_send_offline(company, client) if sendable else None
-            try:
-                time_zone = company._metrika_counter_time_zone(client)
-            except metrika_errors.MetrikaError as error:
-                # Reading the counter failed before any file was sent: log the attempt, so
-                # that the failure is visible and an access alert has a record to live on.
-                upload = sendable._metrika_create_upload(company, transport, row_count=0)
-                upload._metrika_record_failure(error, client.last_elapsed or 0.0)
-                sendable._metrika_mark_failed(company, error, upload=upload)
-                _logger.warning(
-                    "Metrica: reading counter of company %s failed: %s (HTTP %s)",
-                    company.id,
-                    type(error).__name__,
-                    error.status,
-                )
-                return error if _stops_sending(error) else None
-            return sendable._metrika_send_simple_orders(company, client, time_zone)
-        finally:
-            client.close()
-
-    def _metrika_drop_unsendable(self):
-        """Settle rows that can never be sent; return the rest."""
-        gone = self.filtered(lambda c: not (c.sale_order_id or c.lead_id))
-        gone._metrika_mark_final(
-            const.STATE_ERROR,
-            "record_deleted",
-            _("The lead or sale order was deleted before it could be sent."),
-        )
-        limit = fields.Datetime.now() - timedelta(days=const.CONVERSION_WINDOW_DAYS)
-        too_old = (self - gone).filtered(lambda c: c.event_date and c.event_date < limit)
-        too_old._metrika_mark_final(
-            const.STATE_SKIPPED,
-            "too_old",
-            _(
-                "Metrica only links conversions of the last %s days; this one is older.",
-                const.CONVERSION_WINDOW_DAYS,
-            ),
-        )
-        return self - gone - too_old
-
-    # -- simple_orders --------------------------------------------------
-
-    def _metrika_send_simple_orders(self, company, client, time_zone):
-        hashed = company.metrika_hash_identifiers
-        latest = self._metrika_latest_per_order()
-        orders = []
-        without_identifier = self.browse()
-        for conversion in self:
-            current = latest.get(conversion.metrika_order_id, conversion)
-            identifiers = conversion._metrika_record()._metrika_identifiers()
-            if not (identifiers["client_ids"] or identifiers["emails"] or identifiers["phones"]):
-                without_identifier |= conversion
-                continue
-            orders.append((conversion, current._metrika_simple_order(identifiers)))
-        without_identifier._metrika_mark_final(
-            const.STATE_SKIPPED,
-            "no_identifier",
-            _("Neither a ClientID nor a phone or e-mail is known for this record."),
-        )
-        if not orders:
-            return None
-        rows, invalid, data = self._metrika_build_rows(
-            orders, lambda items: formats.build_simple_orders_csv(items, time_zone, hashed=hashed)
-        )
-        invalid._metrika_mark_final(const.STATE_ERROR, "invalid_data", None)
-        if not rows:
-            return None
-        conversions = self.browse(conversion.id for conversion, _order in rows)
-        return conversions._metrika_send_file(
-            company,
-            const.TRANSPORT_SIMPLE_ORDERS,
-            data,
-            # SAVE with stable order ids: sending again after a lost answer changes nothing.
-            lambda _upload: client.upload_simple_orders(data),
-        )
-
-    def _metrika_latest_per_order(self):
-        """For each Metrica order id in this batch, the conversion that carries its current state.
-
-        A batch may hold an older event only (e.g. a retried "created" after "paid" went out);
-        Metrica must still get the latest status, since every upload replaces the order.
-        """
-        self.env.cr.execute(
-            SQL(
-                "SELECT DISTINCT ON (metrika_order_id) metrika_order_id, id "
-                "FROM metrika_conversion WHERE metrika_order_id = ANY(%s) "
-                "AND state IN ('pending', 'sent') "
-                "ORDER BY metrika_order_id, event_date DESC, id DESC",
-                list(set(self.mapped("metrika_order_id"))),
-            )
-        )
-        rows = self.env.cr.fetchall()
-        records = self.browse(row_id for _order_id, row_id in rows)
-        return {order_id: record for (order_id, _row_id), record in zip(rows, records)}
-
-    def _metrika_simple_order(self, identifiers):
-        self.ensure_one()
-        return formats.SimpleOrder(
-            id=self.metrika_order_id,
-            create_date_time=self.order_create_date.replace(tzinfo=timezone.utc),
-            order_status=self.order_status,
-            client_ids=tuple(identifiers["client_ids"]),
-            emails=tuple(identifiers["emails"]),
-            phones=tuple(identifiers["phones"]),
-            revenue=self._metrika_decimal_revenue(),
-            currency=self.currency_id.name if self.revenue else None,
-        )
-
-    def _metrika_decimal_revenue(self):
-        if not self.revenue:
-            return None
-        return Decimal(
-            str(self.currency_id.round(self.revenue) if self.currency_id else self.revenue)
-        )
-
-    # -- goal-based offline conversions ----------------------------------
-
-    def _metrika_send_offline(self, company, client):
-        goals = {
-            const.EVENT_IN_PROGRESS: company.metrika_goal_in_progress,
-            const.EVENT_PAID: company.metrika_goal_paid,
-            const.EVENT_CANCELLED: company.metrika_goal_cancelled,
-        }
-        by_column = {"ClientId": [], "Yclid": []}
-        no_goal = no_click = self.browse()
-        for conversion in self:
-            goal = goals.get(conversion.event)
-            if not goal:
-                no_goal |= conversion
-                continue
-            identifiers = conversion._metrika_record()._metrika_identifiers()
-            if identifiers["client_ids"]:
-                column, identifier = "ClientId", identifiers["client_ids"][0]
-            elif identifiers["yclids"]:
-                column, identifier = "Yclid", identifiers["yclids"][0]
-            else:
-                no_click |= conversion
-                continue
-            by_column[column].append(
-                (
-                    conversion,
-                    formats.OfflineConversion(
-                        identifier=identifier,
-                        target=goal,
-                        date_time=conversion.event_date.replace(tzinfo=timezone.utc),
-                        price=conversion._metrika_decimal_revenue()
-                        if conversion.event == const.EVENT_PAID
-                        else None,
-                        currency=conversion.currency_id.name
-                        if conversion.event == const.EVENT_PAID and conversion.revenue
-                        else None,
-                    ),
-                )
-            )
-        no_goal._metrika_mark_final(
-            const.STATE_SKIPPED,
-            "no_goal",
-            _("No Metrica goal is set in Settings for this event."),
-        )
-        no_click._metrika_mark_final(
-            const.STATE_SKIPPED,
-            "no_identifier",
-            _("Goal-based conversions need a ClientID or a yclid; this record has neither."),
-        )
-        stop = None
-        for column, items in by_column.items():
-            if not items:
-                continue
-            rows, invalid, data = self._metrika_build_rows(
-                items, lambda part, col=column: formats.build_offline_conversions_csv(part, col)
-            )
-            invalid._metrika_mark_final(const.STATE_ERROR, "invalid_data", None)
-            if not rows:
-                continue
-            conversions = self.browse(conversion.id for conversion, _item in rows)
-            if stop is not None:
-                # The first file was refused for the whole account (access or quota): this one
-                # would be too. Its rows wait with the same reason, without a request.
-                conversions._metrika_mark_waiting(stop)
-                continue
-            stop = conversions._metrika_send_file(
-                company,
-                const.TRANSPORT_OFFLINE,
-                data,
-                lambda upload, data=data: client.upload_offline_conversions(
-                    data, comment=upload._metrika_comment()
-                ),
-            )
-        return stop
-
-    def _metrika_confirm_lost_uploads(self, client):
-        """Rows whose last goal-based upload lost its answer: was it stored after all?
-
-        Goal hits have no idempotency key, so sending them again blindly could count them
-        twice. Each such upload carries a unique comment; if Metrica lists it, its rows are
-        sent. Returns the rows still to send.
-        """
-        unconfirmed = self.filtered("unconfirmed_upload_id")
-        if not unconfirmed:
-            return self
-        for upload in unconfirmed.unconfirmed_upload_id:
-            rows = unconfirmed.filtered(lambda c, upload=upload: c.unconfirmed_upload_id == upload)
-            uploading = client.find_offline_uploading(upload._metrika_comment())
-            if uploading:
-                upload._metrika_record_success(uploading, upload.duration)
-                rows._metrika_mark_sent()
-                _logger.info("Metrica upload %s was stored although its answer was lost", upload.id)
-        self._metrika_update([SQL("unconfirmed_upload_id = NULL")])
-        return self.filtered(lambda c: c.state == const.STATE_PENDING)
-
-    # -- shared ----------------------------------------------------------
-
-    def _metrika_build_rows(self, items, build):
-        """Keep the (conversion, row) pairs the file builder accepts; the others get its reason.
-
-        Builders refuse a whole file for one bad row, so on failure each row is tried alone:
-        one broken record never holds back the rest of the batch. Returns
-        ``(accepted pairs, refused conversions, file of the accepted rows or None)``.
-        """
-        try:
-            return items, self.browse(), build([row for _conversion, row in items])
-        except ValueError:
-            pass
-        accepted = []
-        invalid = self.browse()
-        for conversion, row in items:
-            try:
-                build([row])
-            except ValueError as err:
-                conversion.last_error = _("Metrica would refuse this conversion: %s", err)
-                invalid |= conversion
-            else:
-                accepted.append((conversion, row))
-        data = build([row for _conversion, row in accepted]) if accepted else None
-        return accepted, invalid, data
+        waiting._metrika_note_window()
 
     def _metrika_record(self):
         self.ensure_one()
         return self.sale_order_id or self.lead_id
 
-    def _metrika_create_upload(self, company, transport, row_count):
-        return (
-            self.env["metrika.upload"]
-            .sudo()
-            .create(
-                {
-                    "company_id": company.id,
-                    "transport": transport,
-                    "conversion_ids": [(6, 0, self.ids)],
-                    "row_count": row_count,
-                }
-            )
-        )
-
-    def _metrika_send_file(self, company, transport, data, send):
-        """One HTTP request: send ``data``, log it as a metrika.upload, settle these rows.
-
-        Returns the error when it should stop the company's sending for now (access refused,
-        quota), else None.
-        """
-        # Rows of the file, not conversions: two events of one order are one CSV row.
-        row_count = max(sum(1 for _row in csv.reader(io.StringIO(data.decode("utf-8")))) - 1, 0)
-        upload = self._metrika_create_upload(company, transport, row_count)
-        upload._metrika_attach_file(data)
-        started = time.monotonic()
-        try:
-            uploading = send(upload)
-        except metrika_errors.MetrikaError as error:
-            upload._metrika_record_failure(error, time.monotonic() - started)
-            self._metrika_mark_failed(company, error, upload=upload)
-            if transport == const.TRANSPORT_OFFLINE and error.maybe_accepted:
-                self._metrika_update([SQL("unconfirmed_upload_id = %s", upload.id)])
-            _logger.warning(
-                "Metrica upload %s for company %s failed: %s (HTTP %s, retryable %s)",
-                upload.id,
-                company.id,
-                type(error).__name__,
-                error.status,
-                error.retryable,
-            )
-            return error if _stops_sending(error) else None
-        upload._metrika_record_success(uploading, time.monotonic() - started)
-        self._metrika_mark_sent()
-        _logger.info(
-            "Metrica upload %s for company %s: %s conversions sent in %.2fs",
-            upload.id,
-            company.id,
-            len(self),
-            time.monotonic() - started,
-        )
-        return None
-
-    # -- state changes (set-based, so a batch costs the same queries whatever its size) --
+    # ------------------------------------------------------------------
+    # State changes (set-based, so a batch costs the same queries whatever its size)
+    # ------------------------------------------------------------------
 
     def _metrika_update(self, assignments):
         if not self:
@@ -990,7 +707,8 @@ class MetrikaConversion(models.Model):
         self._metrika_flush_all()
         self.env.cr.execute(
             SQL(
-                "UPDATE metrika_conversion SET %s, write_date = %s, write_uid = %s WHERE id = ANY(%s)",
+                "UPDATE metrika_conversion SET %s, write_date = %s, write_uid = %s "
+                "WHERE id = ANY(%s)",
                 SQL(", ").join(assignments),
                 fields.Datetime.now(),
                 self.env.uid,
@@ -999,85 +717,129 @@ class MetrikaConversion(models.Model):
         )
         self.invalidate_recordset()
 
-    def _metrika_mark_sent(self):
+    def _metrika_mark_sending(self, upload):
+        """Part of ``upload``, committed before its request: no other run takes them."""
+        self._metrika_update(
+            [
+                SQL("state = %s", const.STATE_SENDING),
+                SQL("upload_id = %s", upload.id),
+                SQL("metrika_result = NULL"),
+                SQL("metrika_result_detail = NULL"),
+            ]
+        )
+
+    def _metrika_mark_sent(self, result, detail=None):
         self._metrika_update(
             [
                 SQL("state = %s", const.STATE_SENT),
                 SQL("sent_at = %s", fields.Datetime.now()),
                 SQL("failure_reason = NULL"),
                 SQL("last_error = NULL"),
+                SQL("metrika_result = %s", result),
+                SQL("metrika_result_detail = %s", detail),
                 SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
             ]
         )
 
-    def _metrika_mark_final(self, state, reason, message):
-        """Settle rows that will not be retried by themselves; ``message=None`` keeps theirs."""
+    def _metrika_mark_result(self, result, detail):
+        """What Metrica did with the file of these sent conversions, once it says."""
         self._metrika_update(
-            [
-                SQL("state = %s", state),
-                SQL("failure_reason = %s", reason),
-                SQL("last_error = %s", message)
-                if message is not None
-                else SQL("last_error = last_error"),
-            ]
+            [SQL("metrika_result = %s", result), SQL("metrika_result_detail = %s", detail)]
         )
 
-    def _metrika_mark_postponed(self, reason, message, delay):
+    def _metrika_mark_final(self, state, reason, message, attempted=False):
+        """Settle rows that will not be retried by themselves; ``message=None`` keeps theirs."""
+        assignments = [
+            SQL("state = %s", state),
+            SQL("failure_reason = %s", reason),
+            SQL("upload_id = NULL"),
+            SQL("last_error = %s", message)
+            if message is not None
+            else SQL("last_error = last_error"),
+        ]
+        if attempted:
+            assignments.append(SQL("attempt_count = COALESCE(attempt_count, 0) + 1"))
+        self._metrika_update(assignments)
+        if state == const.STATE_ERROR:
+            self._metrika_note_window()
+
+    def _metrika_mark_retry(self, reason, message, when):
+        """A failed attempt: back to the queue until ``when``."""
         self._metrika_update(
             [
+                SQL("state = %s", const.STATE_PENDING),
+                SQL("upload_id = NULL"),
                 SQL("failure_reason = %s", reason),
                 SQL("last_error = %s", message),
-                SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
+                SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
+                SQL("next_attempt_at = %s", when),
+            ]
+        )
+        self._metrika_note_window()
+
+    def _metrika_mark_waiting(self, reason, message, hours=0):
+        """Not the rows' fault (settings, access): they wait, attempts untouched, until an
+        administrator fixes it (the fix wakes them) or ``hours`` have passed."""
+        assignments = [
+            SQL("state = %s", const.STATE_PENDING),
+            SQL("upload_id = NULL"),
+            SQL("failure_reason = %s", reason),
+            SQL("last_error = %s", message),
+        ]
+        if hours:
+            assignments.append(
+                SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(hours=hours))
+            )
+        self._metrika_update(assignments)
+        self._metrika_note_window()
+
+    def _metrika_mark_waiting_on_upload(self, reason, message):
+        """Their upload's answer was lost: they stay with it until Metrica says whether it
+        stored the file."""
+        self._metrika_update([SQL("failure_reason = %s", reason), SQL("last_error = %s", message)])
+
+    def _metrika_mark_pending_again(self):
+        """Their upload was not stored (or is harmless to repeat): they go out again now."""
+        self._metrika_update(
+            [
+                SQL("state = %s", const.STATE_PENDING),
+                SQL("upload_id = NULL"),
+                SQL("next_attempt_at = %s", fields.Datetime.now()),
             ]
         )
 
-    def _metrika_mark_waiting(self, error):
-        """Rows not attempted because the account is refused for now: same reason, no attempt."""
-        message = self.env["res.company"]._metrika_error_text(error)
-        if isinstance(error, metrika_errors.MetrikaAuthError):
-            self._metrika_update([SQL("failure_reason = 'auth'"), SQL("last_error = %s", message)])
-        else:
-            self._metrika_mark_postponed(
-                _retry_reason(error), message, delay=RETRY_POLICY.delay_for(1, error)
-            )
+    def _metrika_note_goal(self, goals):
+        """The goal each goal-based conversion is sent with (a goal hit is one per goal)."""
+        for event, goal in goals.items():
+            rows = self.filtered(lambda c, event=event: c.event == event)
+            rows._metrika_update([SQL("metrika_goal = %s", goal or None)])
 
-    def _metrika_mark_failed(self, company, error, upload=None):
-        message = self.env["res.company"]._metrika_error_text(error)
-        if isinstance(error, metrika_errors.MetrikaAuthError):
-            # Not the rows' fault: they wait, untouched, until the access is fixed.
-            company._metrika_pause(message)
-            (upload or self.env["metrika.upload"])._metrika_alert_administrators(company, message)
-            self._metrika_update([SQL("failure_reason = 'auth'"), SQL("last_error = %s", message)])
-        elif error.retryable:
-            attempt = max(self.mapped("attempt_count") or [0]) + 1
-            delay = RETRY_POLICY.delay_for(attempt, error)
-            self._metrika_update(
-                [
-                    SQL("failure_reason = %s", _retry_reason(error)),
-                    SQL("last_error = %s", message),
-                    SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
-                    SQL("next_attempt_at = %s", fields.Datetime.now() + timedelta(seconds=delay)),
-                ]
+    def _metrika_note_window(self):
+        """Until when Metrica takes each of these rows, after the rules in const.py."""
+        if not self:
+            return
+        self.env.cr.execute(
+            SQL(
+                """UPDATE metrika_conversion AS conversion
+                      SET window_closes_at = CASE
+                          WHEN conversion.transport = %(offline)s
+                              THEN conversion.event_date + %(visit)s * INTERVAL '1 day'
+                          WHEN EXISTS (
+                              SELECT 1 FROM metrika_conversion sent
+                               WHERE sent.metrika_order_id = conversion.metrika_order_id
+                                 AND sent.sent_at IS NOT NULL)
+                              THEN conversion.order_create_date + %(update)s * INTERVAL '1 day'
+                          ELSE conversion.order_create_date + %(link)s * INTERVAL '1 day'
+                      END
+                    WHERE conversion.id = ANY(%(ids)s)""",
+                offline=const.TRANSPORT_OFFLINE,
+                visit=const.OFFLINE_VISIT_WINDOW_DAYS,
+                update=const.CRM_LINKED_ORDER_UPDATE_DAYS,
+                link=const.CRM_NEW_ORDER_LINK_DAYS,
+                ids=self.ids,
             )
-        else:
-            reason = (
-                "unexpected"
-                if isinstance(error, metrika_errors.MetrikaUnexpectedResponseError)
-                else "bad_request"
-            )
-            self._metrika_update(
-                [
-                    SQL("state = %s", const.STATE_ERROR),
-                    SQL("failure_reason = %s", reason),
-                    SQL("last_error = %s", message),
-                    SQL("attempt_count = COALESCE(attempt_count, 0) + 1"),
-                ]
-            )
-
-
-def _stops_sending(error):
-    """Errors that concern the whole account, not this file: stop sending for this run."""
-    return isinstance(error, (metrika_errors.MetrikaAuthError, metrika_errors.MetrikaQuotaError))
+        )
+        self.invalidate_recordset(["window_closes_at"])
 
 
 # (database, slot end) of the upload triggers this process has committed; see _metrika_trigger_slot.
@@ -1089,13 +851,3 @@ def _remember_slot(key):
     # Older slots are of no use any more; keep the set small.
     for old in [item for item in _TRIGGERED_SLOTS if item[1] < key[1]]:
         _TRIGGERED_SLOTS.discard(old)
-
-
-def _retry_reason(error):
-    if isinstance(error, metrika_errors.MetrikaQuotaError):
-        return "quota"
-    if isinstance(error, metrika_errors.MetrikaServerError):
-        return "server"
-    if isinstance(error, metrika_errors.MetrikaTransportError):
-        return "network"
-    return "unexpected"

@@ -1,13 +1,27 @@
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 from odoo import _, api, fields, models
 
 from .. import const
 from ..metrika_core import errors as metrika_errors
+from ..metrika_core.client import offline_upload_comment
+from ..tools import metrika_messages
 
 _logger = logging.getLogger(__name__)
+
+UPLOAD_STATE_SELECTION = [
+    (const.UPLOAD_SENDING, "Sending"),
+    (const.UPLOAD_UNCONFIRMED, "Answer lost"),
+    (const.UPLOAD_ACCEPTED, "Accepted"),
+    (const.UPLOAD_PROCESSED, "Processed"),
+    (const.UPLOAD_NOT_LINKED, "Not linked"),
+    (const.UPLOAD_PROCESSING_TIMEOUT, "Not processed in time"),
+    (const.UPLOAD_FAILED, "Failed"),
+    (const.UPLOAD_LOST, "Not stored, sent again"),
+]
 
 
 class MetrikaUpload(models.Model):
@@ -18,18 +32,14 @@ class MetrikaUpload(models.Model):
 
     company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
     transport = fields.Selection(
-        [
-            (const.TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
-            (const.TRANSPORT_OFFLINE, "Goal-based offline conversions"),
-        ],
-        required=True,
-        readonly=True,
+        const.TRANSPORT_SELECTION, string="Upload method", required=True, readonly=True
     )
     state = fields.Selection(
-        [("sending", "Sending"), ("done", "Accepted"), ("failed", "Failed")],
-        default="sending",
+        UPLOAD_STATE_SELECTION,
+        default=const.UPLOAD_SENDING,
         required=True,
         readonly=True,
+        index=True,
     )
     conversion_ids = fields.Many2many(
         "metrika.conversion",
@@ -41,13 +51,54 @@ class MetrikaUpload(models.Model):
     )
     row_count = fields.Integer(string="Rows", readonly=True)
     attachment_id = fields.Many2one("ir.attachment", string="File sent", readonly=True)
+    comment = fields.Char(
+        string="Reference",
+        readonly=True,
+        copy=False,
+        help="Sent with goal-based files: how the upload is found again in Metrica when its "
+        "answer was lost.",
+    )
+    settle_after = fields.Datetime(
+        string="Check after",
+        readonly=True,
+        help="An upload still sending, or whose answer was lost, is settled after this time: "
+        "looked up in Metrica (goal-based) or sent again (CRM orders).",
+    )
     http_status = fields.Integer(string="HTTP status", readonly=True)
     uploading_id = fields.Char(string="Metrica uploading ID", readonly=True)
+    metrika_status = fields.Char(string="Status at Metrica", readonly=True)
     validation_status = fields.Char(readonly=True)
     validation_errors = fields.Text(readonly=True)
+    source_quantity = fields.Integer(string="Rows received", readonly=True)
+    line_quantity = fields.Integer(string="Rows accepted", readonly=True)
+    refused_quantity = fields.Integer(
+        string="Rows refused", compute="_compute_refused_quantity", store=True
+    )
+    linked_quantity = fields.Integer(string="Rows linked", readonly=True)
+    goal_not_found_quantity = fields.Integer(string="Goal not found", readonly=True)
+    user_not_found_quantity = fields.Integer(string="Visitor not found", readonly=True)
+    next_poll_at = fields.Datetime(string="Next status check", readonly=True)
+    poll_deadline = fields.Datetime(string="Processing deadline", readonly=True)
+    result_summary = fields.Char(string="What Metrica did", readonly=True)
     error_message = fields.Text(string="Error", readonly=True)
     response = fields.Text(string="Metrica's answer", readonly=True)
     duration = fields.Float(string="Duration (s)", readonly=True, digits=(16, 3))
+
+    def init(self):
+        # Every cron call looks for open uploads and for uploads to poll: keep both cheap.
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS metrika_upload_open_index "
+            "ON metrika_upload (settle_after) WHERE state IN ('sending', 'unconfirmed')"
+        )
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS metrika_upload_poll_index "
+            "ON metrika_upload (next_poll_at) WHERE next_poll_at IS NOT NULL"
+        )
+
+    @api.depends("source_quantity", "line_quantity")
+    def _compute_refused_quantity(self):
+        for upload in self:
+            upload.refused_quantity = max(upload.source_quantity - upload.line_quantity, 0)
 
     @api.depends("transport", "create_date")
     def _compute_display_name(self):
@@ -57,20 +108,29 @@ class MetrikaUpload(models.Model):
                 "%(transport)s upload #%(id)s", transport=labels.get(upload.transport), id=upload.id
             )
 
-    def _metrika_comment(self):
-        """Unique per upload: how a goal-based upload is found again when its answer was lost."""
+    @api.model
+    def _metrika_new_reference(self):
+        """A comment Metrica accepts (Latin letters and digits) and no other upload has, in this
+        database or any other sending to the same counter (a staging copy, a second Odoo)."""
+        return offline_upload_comment(uuid.uuid4().hex[:24])
+
+    def _metrika_open_rows(self):
+        """The conversions still held by this upload (being sent, or waiting for its answer)."""
         self.ensure_one()
-        return f"Odoo upload {self.id}"
+        return self.conversion_ids.filtered(
+            lambda conversion: (
+                conversion.upload_id == self and conversion.state == const.STATE_SENDING
+            )
+        )
 
     def _metrika_attach_file(self, data):
         self.ensure_one()
-        extension = "csv"
         self.attachment_id = (
             self.env["ir.attachment"]
             .sudo()
             .create(
                 {
-                    "name": f"metrika_{self.transport}_{self.id}.{extension}",
+                    "name": f"metrika_{self.transport}_{self.id}.csv",
                     "raw": data,
                     "mimetype": "text/csv",
                     "res_model": self._name,
@@ -79,29 +139,53 @@ class MetrikaUpload(models.Model):
             )
         )
 
-    def _metrika_record_success(self, uploading, duration):
+    # ------------------------------------------------------------------
+    # Outcomes
+    # ------------------------------------------------------------------
+
+    def _metrika_record_answer(self, uploading, duration, state):
+        """Metrica stored the file: keep its answer and counts."""
         self.ensure_one()
         uploading = uploading or {}
-        self.write(
-            {
-                "state": "done",
-                "http_status": 200,
-                "uploading_id": str(uploading.get("uploading_id") or uploading.get("id") or ""),
-                "validation_status": uploading.get("api_validation_status")
-                or uploading.get("status"),
-                "response": json.dumps(uploading, ensure_ascii=False, indent=1),
-                "duration": duration,
-            }
-        )
-
-    def _metrika_record_failure(self, error, duration):
-        self.ensure_one()
         values = {
-            "state": "failed",
-            "http_status": error.status or 0,
-            "error_message": self.env["res.company"]._metrika_error_text(error),
+            "state": state,
+            "http_status": 200,
+            "settle_after": False,
+            "uploading_id": str(uploading.get("uploading_id") or uploading.get("id") or ""),
+            "validation_status": uploading.get("api_validation_status") or False,
+            "response": json.dumps(uploading, ensure_ascii=False, indent=1),
             "duration": duration,
         }
+        values.update(self._metrika_uploading_counts(uploading))
+        self.write(values)
+
+    @api.model
+    def _metrika_uploading_counts(self, uploading):
+        """The counts and status of a goal-based uploading, as fields of an upload."""
+        values = {}
+        if uploading.get("status"):
+            values["metrika_status"] = uploading["status"]
+        for fname in (
+            "source_quantity",
+            "line_quantity",
+            "linked_quantity",
+            "goal_not_found_quantity",
+            "user_not_found_quantity",
+        ):
+            if isinstance(uploading.get(fname), int):
+                values[fname] = uploading[fname]
+        return values
+
+    def _metrika_record_failure(self, error, duration, state=const.UPLOAD_FAILED):
+        self.ensure_one()
+        values = {
+            "state": state,
+            "http_status": error.status or 0,
+            "error_message": metrika_messages.error_text(self.env, error),
+            "duration": duration,
+        }
+        if state != const.UPLOAD_UNCONFIRMED:
+            values["settle_after"] = False
         if isinstance(error, metrika_errors.MetrikaValidationError):
             uploading = error.uploading or {}
             values.update(
@@ -111,25 +195,51 @@ class MetrikaUpload(models.Model):
                 validation_errors="\n".join(error.errors),
                 response=json.dumps(uploading, ensure_ascii=False, indent=1),
             )
-        elif getattr(error, "errors", None):
+        elif isinstance(error, metrika_errors.MetrikaBadRequestError) and error.errors:
             values["validation_errors"] = "\n".join(error.errors)
         self.write(values)
 
     def _metrika_alert_administrators(self, company, message):
-        """An activity for each administrator of the company: sending waits for them."""
+        """One activity per administrator of the company while sending waits for them: a run
+        that finds the same fault again adds none."""
         if not self:
             return
+        summary = _("Yandex Metrica: fix the settings or the access")
         admins = self.env.ref("base.group_system").users.filtered(
             lambda user: not user.share and company in user.company_ids
         )
+        already = (
+            self.env["mail.activity"]
+            .sudo()
+            .search(
+                [
+                    ("res_model", "=", self._name),
+                    ("res_id", "in", self.sudo().search([("company_id", "=", company.id)]).ids),
+                    ("summary", "=", summary),
+                ]
+            )
+            .user_id
+        )
         activity_type = self.env.ref("mail.mail_activity_data_todo", raise_if_not_found=False)
-        for user in admins:
+        for user in admins - already:
             self.activity_schedule(
                 activity_type_id=activity_type.id if activity_type else False,
-                summary=_("Yandex Metrica: fix the access"),
+                summary=summary,
                 note=message,
                 user_id=user.id,
             )
+
+    @api.model
+    def _metrika_close_alerts(self, company):
+        """The settings were fixed: the activities asking for it are done."""
+        summary = _("Yandex Metrica: fix the settings or the access")
+        self.env["mail.activity"].sudo().search(
+            [
+                ("res_model", "=", self._name),
+                ("res_id", "in", self.sudo().search([("company_id", "=", company.id)]).ids),
+                ("summary", "=", summary),
+            ]
+        ).unlink()
 
     @api.autovacuum
     def _gc_uploaded_files(self):
@@ -143,6 +253,7 @@ class MetrikaUpload(models.Model):
                     ("company_id", "=", company.id),
                     ("create_date", "<", limit),
                     ("attachment_id", "!=", False),
+                    ("state", "not in", const.UPLOAD_OPEN_STATES),
                 ]
             )
             if old:

@@ -9,7 +9,6 @@ from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core.client import MetrikaClient
-from ..metrika_core import errors as metrika_errors
 
 _logger = logging.getLogger(__name__)
 
@@ -31,9 +30,12 @@ class ResCompany(models.Model):
         string="Metrica API URL", default=const.DEFAULT_API_URL, groups="base.group_system"
     )
     metrika_order_event = fields.Selection(
-        [("confirmed", "When the order is confirmed"), ("created", "When the order is created")],
+        [
+            (const.ORDER_EVENT_CONFIRMED, "When the order is confirmed"),
+            (const.ORDER_EVENT_CREATED, "When the order is created"),
+        ],
         string="Send orders",
-        default="confirmed",
+        default=const.ORDER_EVENT_CONFIRMED,
         required=True,
     )
     metrika_send_paid = fields.Boolean(string="Send paid orders", default=True)
@@ -47,11 +49,8 @@ class ResCompany(models.Model):
         string="Lost reasons sent as spam",
     )
     metrika_transport = fields.Selection(
-        [
-            (const.TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
-            (const.TRANSPORT_OFFLINE, "Goal-based offline conversions"),
-        ],
-        string="Transport",
+        const.TRANSPORT_SELECTION,
+        string="Upload method",
         default=const.TRANSPORT_SIMPLE_ORDERS,
         required=True,
     )
@@ -146,8 +145,11 @@ class ResCompany(models.Model):
                     "metrika_counter_time_zone": False,
                 }
             )
-            # Rows that waited for these settings or this access go out at once.
+            # Rows that waited for these settings or this access go out at once, and the
+            # administrators' activities asking for the fix are done.
             self.env["metrika.conversion"]._metrika_wake_companies(changed)
+            for company in changed:
+                self.env["metrika.upload"]._metrika_close_alerts(company)
         return result
 
     def _metrika_is_configured(self):
@@ -160,7 +162,7 @@ class ResCompany(models.Model):
     def _metrika_client(self, timeout=None):
         """The only place a Metrica client is built from settings.
 
-        Raises ValueError for settings the client cannot use (e.g. a token with a space).
+        Raises MetrikaConfigError for settings the client cannot use (e.g. a token with a space).
         """
         self.ensure_one()
         company = self.sudo()
@@ -200,46 +202,9 @@ class ResCompany(models.Model):
         return time_zone
 
     def _metrika_pause(self, reason):
-        """Stop sending for this company until an administrator fixes the access."""
+        """Stop sending for this company until an administrator fixes the settings or the access."""
         self.ensure_one()
         self.sudo().write({"metrika_paused": True, "metrika_pause_reason": reason})
-        _logger.warning("Metrica sending paused for company %s: access refused", self.id)
-
-    @api.model
-    def _metrika_error_text(self, error):
-        """What a Metrica error means for the user, in their language, with Metrica's own words."""
-        detail = error.message or ""
-        if isinstance(error, metrika_errors.MetrikaAuthError):
-            return _(
-                "Yandex Metrica refused the access (HTTP %(status)s: %(detail)s). Check the "
-                "counter ID, and paste a new OAuth token of an account that may edit this counter, "
-                "with the metrika:write or metrika:offline_data permission.",
-                status=error.status,
-                detail=detail,
-            )
-        if isinstance(error, metrika_errors.MetrikaValidationError):
-            return _("Yandex Metrica rejected the file: %s", "; ".join(error.errors) or detail)
-        if isinstance(error, metrika_errors.MetrikaBadRequestError):
-            return _(
-                "Yandex Metrica rejected the request (HTTP %(status)s): %(detail)s",
-                status=error.status,
-                detail="; ".join(error.errors) or detail,
-            )
-        if isinstance(error, metrika_errors.MetrikaQuotaError):
-            return _(
-                "Yandex Metrica's request quota is used up (%(detail)s); sending resumes in "
-                "%(seconds)s seconds.",
-                detail=detail,
-                seconds=int(error.retry_after or 0),
-            )
-        if isinstance(error, metrika_errors.MetrikaServerError):
-            return _(
-                "Yandex Metrica is not available right now (HTTP %(status)s); sending will be "
-                "retried.",
-                status=error.status,
-            )
-        if isinstance(error, metrika_errors.MetrikaTimeoutError):
-            return _("Yandex Metrica did not answer in time; sending will be retried.")
-        if isinstance(error, metrika_errors.MetrikaTransportError):
-            return _("Yandex Metrica could not be reached (%s); sending will be retried.", detail)
-        return _("Yandex Metrica answered unexpectedly: %s", detail)
+        _logger.warning(
+            "Metrica sending paused for company %s: settings or access refused", self.id
+        )

@@ -1,7 +1,13 @@
-from odoo import _, fields, models
-from odoo.exceptions import UserError
+from datetime import timedelta
 
-from ..metrika_core.errors import MetrikaError
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import SQL
+
+from .. import const
+
+from ..metrika_core.errors import MetrikaConfigError, MetrikaError
+from ..tools import metrika_messages
 
 
 class ResConfigSettings(models.TransientModel):
@@ -35,8 +41,45 @@ class ResConfigSettings(models.TransientModel):
     metrika_upload_retention_days = fields.Integer(
         related="company_id.metrika_upload_retention_days", readonly=False
     )
+    metrika_late_order_count = fields.Integer(
+        string="Orders confirmed too late to link", compute="_compute_metrika_late_orders"
+    )
+    metrika_late_order_message = fields.Char(
+        string="Late orders", compute="_compute_metrika_late_orders"
+    )
     metrika_paused = fields.Boolean(related="company_id.metrika_paused")
     metrika_pause_reason = fields.Text(related="company_id.metrika_pause_reason")
+
+    @api.depends("company_id")
+    def _compute_metrika_late_orders(self):
+        """Orders of the last 90 days confirmed too late for Metrica to link them when sent at
+        confirmation: what the "when created" choice would have saved."""
+        self.env["sale.order"].flush_model(["company_id", "create_date", "date_order", "state"])
+        for settings in self:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE date_order > create_date + %s) "
+                    "FROM sale_order WHERE company_id = %s AND state = 'sale' "
+                    "AND date_order > NOW() AT TIME ZONE 'UTC' - INTERVAL '90 days'",
+                    timedelta(days=const.CRM_NEW_ORDER_LINK_DAYS),
+                    settings.company_id.id,
+                )
+            )
+            recent, late = self.env.cr.fetchone()
+            settings.metrika_late_order_count = late
+            settings.metrika_late_order_message = late and _(
+                "%(late)s of the %(recent)s orders confirmed in the last 90 days were confirmed "
+                "more than %(days)s days after their quotation was created: sent when confirmed, "
+                "Metrica can no longer link them to the visit.",
+                late=late,
+                recent=recent,
+                days=const.CRM_NEW_ORDER_LINK_DAYS,
+            )
+
+    def action_metrika_send_orders_when_created(self):
+        self.ensure_one()
+        self.company_id.metrika_order_event = const.ORDER_EVENT_CREATED
+        return {"type": "ir.actions.client", "tag": "reload"}
 
     def action_metrika_test_connection(self):
         """Read the counter with the saved settings and say what Metrica answered."""
@@ -46,9 +89,12 @@ class ResConfigSettings(models.TransientModel):
         if not (company.metrika_counter_id and company.metrika_token):
             raise UserError(_("Enter the Metrica counter ID and the OAuth token first."))
         try:
-            counter = company._metrika_client().get_counter()
+            with company._metrika_client() as client:
+                counter = client.get_counter()
+        except MetrikaConfigError as error:
+            raise UserError(_("The Metrica settings cannot be used: %s", error)) from None
         except MetrikaError as error:
-            raise UserError(company._metrika_error_text(error)) from None
+            raise UserError(metrika_messages.error_text(self.env, error)) from None
         company.write(
             {
                 "metrika_paused": False,

@@ -103,6 +103,30 @@ class MetrikaCase(StandInAccessMixin, TransactionCase):
             order.action_confirm()
         return order
 
+    def make_orders(self, count, **values):
+        partners = self.env["res.partner"].create(
+            [
+                {
+                    "name": f"Customer {index}",
+                    "email": f"customer{index}@example.ru",
+                    "phone": f"+7 999 100-{index // 100:02d}-{index % 100:02d}",
+                }
+                for index in range(count)
+            ]
+        )
+        orders = self.env["sale.order"].create(
+            [
+                {
+                    "partner_id": partner.id,
+                    "order_line": [(0, 0, {"product_id": self.product.id, "product_uom_qty": 1})],
+                    **values,
+                }
+                for partner in partners
+            ]
+        )
+        orders.action_confirm()
+        return orders
+
     def conversions(self, record):
         field = "sale_order_id" if record._name == "sale.order" else "lead_id"
         return self.Conversion.search([(field, "in", record.ids)], order="id")
@@ -110,8 +134,16 @@ class MetrikaCase(StandInAccessMixin, TransactionCase):
     def upload_requests(self):
         return [request for request in self.api.requests if request.method == "POST"]
 
-    def run_cron(self):
-        return self.Conversion._cron_upload()
+    def run_cron(self, calls=10):
+        """Run the upload cron as Odoo's scheduler does: called again at once while it reports
+        work done and work left, up to ten calls a run. Returns the work done."""
+        total = 0
+        for _call in range(calls):
+            done = self.Conversion._cron_upload()
+            total += done
+            if not done or not self.Conversion._metrika_due_count():
+                break
+        return total
 
     def pending(self):
         return self.Conversion.search([("state", "=", const.STATE_PENDING)])

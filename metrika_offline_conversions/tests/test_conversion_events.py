@@ -675,8 +675,16 @@ class TestConversionEvents(MetrikaCase):
             before,
             "the trigger waits for the commit",
         )
+        now = fields.Datetime.now()
         self.env.cr.precommit.run()
-        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before + 1)
+        triggers = Trigger.search([("cron_id", "=", cron.id)], order="id desc", limit=2)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before + 2)
+        soon, slot_end = sorted(triggers.mapped("call_at"))
+        # At once (the cron thread is notified), and at the end of the slot for the
+        # transactions that commit while the cron runs.
+        self.assertLessEqual(soon, now + timedelta(seconds=1))
+        self.assertGreaterEqual(slot_end, soon)
+        self.assertLessEqual(slot_end, now + timedelta(seconds=const.TRIGGER_SLOT_SECONDS + 1))
         self.assertEqual(len(self.conversions(order)), 1, "written by the commit's precommit")
 
     def test_sales_user_queues_but_cannot_read_the_log(self):

@@ -13,6 +13,10 @@ from odoo.tests import new_test_user, tagged
 
 
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.tools.metrika_sender import (
+    SimpleOrdersSender,
+    UploadRun,
+)
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, MetrikaCase, csv_rows, load_stand_in
 
@@ -85,30 +89,6 @@ class TestUpload(MetrikaCase):
 
     def set_company(self, **values):
         self.company.sudo().write(values)
-
-    def make_orders(self, count, **values):
-        partners = self.env["res.partner"].create(
-            [
-                {
-                    "name": f"Customer {index}",
-                    "email": f"customer{index}@example.ru",
-                    "phone": f"+7 999 100-{index // 100:02d}-{index % 100:02d}",
-                }
-                for index in range(count)
-            ]
-        )
-        orders = self.env["sale.order"].create(
-            [
-                {
-                    "partner_id": partner.id,
-                    "order_line": [(0, 0, {"product_id": self.product.id, "product_uom_qty": 1})],
-                    **values,
-                }
-                for partner in partners
-            ]
-        )
-        orders.action_confirm()
-        return orders
 
     def make_due(self, conversions):
         conversions.sudo().write({"next_attempt_at": fields.Datetime.now() - timedelta(seconds=1)})
@@ -198,7 +178,7 @@ class TestUpload(MetrikaCase):
                 {
                     "company_id": self.company.id,
                     "transport": "simple_orders",
-                    "state": "done",
+                    "state": "accepted",
                     "http_status": 200,
                     "uploading_id": uploading["uploading_id"],
                     "validation_status": "PASSED",
@@ -374,7 +354,7 @@ class TestUpload(MetrikaCase):
             self.env.invalidate_all()
             batch = self.Conversion.sudo().browse(conversions.ids)  # as the cron takes it
             before = self.env.cr.sql_log_count
-            batch._metrika_upload_batch(self.company, const.TRANSPORT_SIMPLE_ORDERS)
+            UploadRun(self.env)._send(self.company, const.TRANSPORT_SIMPLE_ORDERS, batch)
             self.env.flush_all()
             counts[size] = self.env.cr.sql_log_count - before
             self.assertEqual(set(conversions.mapped("state")), {"sent"})
@@ -409,7 +389,7 @@ class TestUpload(MetrikaCase):
                 }
             ],
         )
-        self.assertEqual(conversion.upload_ids.sorted("id").mapped("state"), ["failed", "done"])
+        self.assertEqual(conversion.upload_ids.sorted("id").mapped("state"), ["failed", "accepted"])
         return upload, conversion
 
     def test_server_errors_are_retried_later(self):
@@ -737,7 +717,7 @@ class TestUpload(MetrikaCase):
         self.assertRecordValues(cancel_event, [{"state": "skipped", "failure_reason": "no_goal"}])
         uploads = self.uploads()
         self.assertEqual(uploads.mapped("transport"), ["offline_conversions"] * 2)
-        self.assertEqual(set(uploads.mapped("validation_status")), {"UPLOADED"})
+        self.assertEqual(set(uploads.mapped("metrika_status")), {"UPLOADED"})
         self.assertEqual(sorted(uploads.mapped("row_count")), [1, 3])
 
     def test_offline_transport_stops_at_an_account_error(self):
@@ -764,56 +744,18 @@ class TestUpload(MetrikaCase):
                 self.assertEqual(len(self.uploads().filtered(lambda u: u.state == "failed")), 1)
                 self.uploads().unlink()
 
-    def _offline_order_after_lost_answer(self, accepted):
-        """A goal-based upload whose answer is lost (the connection drops after Metrica's part)."""
-        self.set_company(
-            metrika_transport=const.TRANSPORT_OFFLINE, metrika_goal_in_progress="crm_qualified_lead"
-        )
-        order = self.make_order(metrika_client_id=CLIENT_ID)
-        conversion = self.conversions(order)
-        conversion.sudo().event_date = fields.Datetime.now() - timedelta(hours=1)
-        self.api.fail_next("drop", path="offline_conversions/upload", accept=accepted)
-        self.run_cron()
-        lost = self.uploads()
-        self.assertRecordValues(
-            conversion,
-            [
-                {
-                    "state": "pending",
-                    "failure_reason": "network",
-                    "unconfirmed_upload_id": lost.id,
-                }
-            ],
-        )
-        self.assertEqual(self.posts(OFFLINE_PATH)[0].query["comment"], f"Odoo upload {lost.id}")
-        self.make_due(conversion)
-        self.run_cron()
-        return conversion, lost
-
-    def test_lost_answer_of_a_stored_goal_upload_is_not_sent_twice(self):
-        conversion, lost = self._offline_order_after_lost_answer(accepted=True)
-        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1, "found in Metrica's list: not re-posted")
-        self.assertRecordValues(conversion, [{"state": "sent", "unconfirmed_upload_id": False}])
-        self.assertRecordValues(lost, [{"state": "done"}])
-        self.assertTrue(lost.uploading_id)
-
-    def test_lost_answer_of_an_unstored_goal_upload_is_sent_again(self):
-        conversion, _lost = self._offline_order_after_lost_answer(accepted=False)
-        self.assertEqual(len(self.posts(OFFLINE_PATH)), 2, "not in Metrica's list: sent again")
-        self.assertRecordValues(conversion, [{"state": "sent", "unconfirmed_upload_id": False}])
-
     def test_an_unexpected_failure_in_one_batch_does_not_stop_the_queue(self):
         self.set_company(metrika_batch_size=1)
         broken, fine = self.make_order(metrika_client_id=CLIENT_ID), self.make_order()
-        original = type(self.Conversion)._metrika_simple_order
+        original = SimpleOrdersSender._simple_order
 
-        def simple_order(conversion, identifiers):
+        def simple_order(sender, conversion, identifiers):
             if conversion.sale_order_id == broken:
                 raise KeyError("boom")
-            return original(conversion, identifiers)
+            return original(sender, conversion, identifiers)
 
         with (
-            patch.object(type(self.Conversion), "_metrika_simple_order", simple_order),
+            patch.object(SimpleOrdersSender, "_simple_order", simple_order),
             self.assertLogs(ADDON_LOGGER, level="ERROR"),
         ):
             self.run_cron()
@@ -859,14 +801,16 @@ class TestUpload(MetrikaCase):
         self.assertFalse(old.attachment_id)
         self.assertFalse(old_file.exists())
         self.assertTrue(recent.attachment_id.exists())
-        self.assertRecordValues(old, [{"state": "done", "row_count": 2}])
+        self.assertRecordValues(old, [{"state": "accepted", "row_count": 2}])
 
     # ------------------------------------------------------------------ rows that cannot go
 
     def test_too_old_and_deleted_records(self):
         old = self.make_order()
         old_conversion = self.conversions(old)
-        old_conversion.sudo().write({"event_date": fields.Datetime.now() - timedelta(days=22)})
+        old_conversion.sudo().write(
+            {"order_create_date": fields.Datetime.now() - timedelta(days=22)}
+        )
         deleted = self.make_order()
         deleted._action_cancel()
         deleted_conversions = self.conversions(deleted)
@@ -876,7 +820,9 @@ class TestUpload(MetrikaCase):
         self.run_cron()
 
         self.assertFalse(self.api.requests)
-        self.assertRecordValues(old_conversion, [{"state": "skipped", "failure_reason": "too_old"}])
+        self.assertRecordValues(
+            old_conversion, [{"state": "skipped", "failure_reason": const.REASON_LINK_WINDOW}]
+        )
         self.assertIn("21", old_conversion.last_error)
         for conversion in deleted_conversions:
             self.assertRecordValues(
@@ -896,7 +842,7 @@ class TestUpload(MetrikaCase):
     def test_resend(self):
         orders = self.make_orders(3)
         conversions = self.conversions(orders)
-        self.api.fail_next(400, path="simple_orders")
+        self.api.fail_next(400, path="simple_orders", error_type="invalid_uploading")
         self.run_cron()
         self.assertEqual(set(conversions.mapped("state")), {"error"})
 
@@ -952,6 +898,7 @@ class TestUpload(MetrikaCase):
     # ------------------------------------------------------------------ progress
 
     def test_progress_is_notified(self):
+        """One batch per call; Odoo's scheduler calls again while work is left."""
         cron = self.env.ref(const.CRON_XMLID)
         self.set_company(metrika_batch_size=2)
         self.make_orders(3)
@@ -959,20 +906,13 @@ class TestUpload(MetrikaCase):
         self.conversions(later).sudo().write(
             {"next_attempt_at": fields.Datetime.now() + timedelta(hours=1)}
         )
-        progress = self.env["ir.cron.progress"].create(
-            {"cron_id": cron.id, "done": 0, "remaining": 0}
-        )
-        self.Conversion.with_context(ir_cron_progress_id=progress.id)._cron_upload()
-        self.assertRecordValues(progress, [{"done": 3, "remaining": 0}])
-
-        # Out of time before the first batch: nothing done, everything still due.
-        self.make_orders(2)
-        progress = self.env["ir.cron.progress"].create(
-            {"cron_id": cron.id, "done": 0, "remaining": 0}
-        )
-        with patch.object(const, "CRON_TIME_BUDGET_SECONDS", 0):
+        for done, remaining in ((2, 1), (1, 0), (0, 0)):
+            progress = self.env["ir.cron.progress"].create(
+                {"cron_id": cron.id, "done": 0, "remaining": 0}
+            )
             self.Conversion.with_context(ir_cron_progress_id=progress.id)._cron_upload()
-        self.assertRecordValues(progress, [{"done": 0, "remaining": 2}])
+            self.assertRecordValues(progress, [{"done": done, "remaining": remaining}])
+        self.assertEqual(len(self.posts()), 2)
 
         calls = []
         original = type(self.env["ir.cron"])._notify_progress
@@ -981,6 +921,7 @@ class TestUpload(MetrikaCase):
             calls.append(kwargs)
             return original(cron_self, **kwargs)
 
+        self.make_orders(2)
         with patch.object(type(self.env["ir.cron"]), "_notify_progress", record):
             self.run_cron()
         self.assertEqual(calls, [{"done": 2, "remaining": 0}])

@@ -1,4 +1,5 @@
-"""Two workers draining one queue at the same time never send a conversion twice.
+"""Two workers draining one queue at the same time never send a conversion twice, and a worker
+that dies mid-upload loses nothing and sends no goal hit twice.
 
 A TransactionCase cannot show this: its data is never committed, so no second transaction
 sees it, and its cursor holds the locks of everything set up. These tests commit their data
@@ -10,18 +11,28 @@ import csv
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
 from odoo.tests.common import BaseCase, get_db_name, tagged
 
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.tools import metrika_sender
 
-from .common import COUNTER_ID, TOKEN, StandInAccessMixin, load_stand_in
+from .common import CLIENT_ID, COUNTER_ID, TOKEN, StandInAccessMixin, load_stand_in
 
 SIMPLE_ORDERS_PATH = f"/cdp/api/v1/counter/{COUNTER_ID}/data/simple_orders"
 QUEUE_SIZE = 12
 BATCH_SIZE = 3
+GOAL = "odoo_order_created"
+
+
+class WorkerKilled(BaseException):
+    """Stands for kill -9: nothing of the worker's current transaction is committed."""
+
+
 # Company fields these tests change, restored afterwards (connection fields first: writing
 # them resets the pause and the cached counter data, which are restored after them).
 COMPANY_FIELDS = (
@@ -31,6 +42,7 @@ COMPANY_FIELDS = (
     "metrika_api_url",
     "metrika_transport",
     "metrika_batch_size",
+    "metrika_goal_in_progress",
 )
 COMPANY_CACHE_FIELDS = (
     "metrika_paused",
@@ -67,6 +79,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
                     "metrika_api_url": cls.api.url,
                     "metrika_transport": const.TRANSPORT_SIMPLE_ORDERS,
                     "metrika_batch_size": BATCH_SIZE,
+                    "metrika_goal_in_progress": GOAL,
                 }
             )
             # As after the first upload: the counter's time zone is known. (Two workers that
@@ -86,9 +99,10 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
                     {
                         "partner_id": partner.id,
                         "company_id": company.id,
+                        "metrika_client_id": str(int(CLIENT_ID) + index),
                         "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})],
                     }
-                    for _index in range(QUEUE_SIZE)
+                    for index in range(QUEUE_SIZE)
                 ]
             )
             cls.order_ids = orders.ids
@@ -144,9 +158,15 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
                     "sent_at": False,
                     "failure_reason": False,
                     "last_error": False,
+                    "upload_id": False,
+                    "metrika_result": False,
+                    "transport": const.TRANSPORT_SIMPLE_ORDERS,
                     "next_attempt_at": fields.Datetime.now(),
                 }
             )
+            env["res.company"].browse(
+                self.company_id
+            ).sudo().metrika_transport = const.TRANSPORT_SIMPLE_ORDERS
 
     def thread_env(self, cr):
         """An environment for a cursor used in another thread.
@@ -172,6 +192,145 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
                 for conversion in conversions
             }
 
+    @staticmethod
+    def drain(env, calls=20):
+        """Call the cron as Odoo's scheduler does until it has nothing left to do."""
+        total = 0
+        for _call in range(calls):
+            done = env["metrika.conversion"]._cron_upload()
+            total += done
+            if not done:
+                break
+        return total
+
+    def run_worker(self, calls=20):
+        with self.registry.cursor() as cr:
+            return self.drain(self.thread_env(cr), calls)
+
+    def in_thread(self, function):
+        """Run ``function`` in a new thread (no ``testing`` flag there: real commits)."""
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            return executor.submit(function).result(timeout=60)
+
+    def use_goal_based_method(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["res.company"].browse(
+                self.company_id
+            ).sudo().metrika_transport = const.TRANSPORT_OFFLINE
+            env["metrika.conversion"].browse(self.conversion_ids).write(
+                {"transport": const.TRANSPORT_OFFLINE}
+            )
+
+    def kill_after_metrica_stored_the_first_file(self, sender_class):
+        """A worker that dies after Metrica stored its file, before it committed the outcome."""
+
+        def killed(*args, **kwargs):
+            raise WorkerKilled()
+
+        with patch.object(sender_class, "record_success", killed):
+            with self.assertRaises(WorkerKilled):
+                self.in_thread(self.run_worker)
+
+    def open_uploads_are_overdue(self):
+        """As when the grace period of an upload whose worker died has passed."""
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "UPDATE metrika_upload SET settle_after = %s WHERE id > %s",
+                (fields.Datetime.now() - timedelta(seconds=1), self.max_upload_id),
+            )
+
+    def committed_uploads(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            uploads = env["metrika.upload"].search([("id", ">", self.max_upload_id)], order="id")
+            return [(upload.state, len(upload.conversion_ids)) for upload in uploads]
+
+    def test_killed_worker_sends_no_goal_hit_twice(self):
+        self.use_goal_based_method()
+        self.kill_after_metrica_stored_the_first_file(metrika_sender.OfflineConversionsSender)
+        # Metrica stored the first file; the worker died before it committed that.
+        self.assertEqual(sum(self.api.stored_offline_rows.values()), BATCH_SIZE)
+        states = [state for state, _attempts, _uploads in self.committed_state().values()]
+        self.assertEqual(states.count(const.STATE_SENDING), BATCH_SIZE)
+        self.assertEqual(self.committed_uploads(), [(const.UPLOAD_SENDING, BATCH_SIZE)])
+
+        # Within the grace period another worker leaves the open upload alone.
+        self.in_thread(self.run_worker)
+        self.assertEqual(self.committed_uploads()[0], (const.UPLOAD_SENDING, BATCH_SIZE))
+        self.open_uploads_are_overdue()
+        self.in_thread(self.run_worker)
+
+        self.assertEqual(len(self.api.stored_offline_rows), QUEUE_SIZE, "every goal hit stored")
+        self.assertEqual(set(self.api.stored_offline_rows.values()), {1}, "none stored twice")
+        self.assertEqual(
+            {state for state, _attempts, _uploads in self.committed_state().values()},
+            {const.STATE_SENT},
+        )
+        self.assertEqual(
+            self.committed_uploads()[0],
+            (const.UPLOAD_ACCEPTED, BATCH_SIZE),
+            "found in Metrica by its reference",
+        )
+
+    def test_killed_worker_of_crm_orders_loses_nothing(self):
+        self.kill_after_metrica_stored_the_first_file(metrika_sender.SimpleOrdersSender)
+        self.assertEqual(sum(self.api.stored_order_ids.values()), BATCH_SIZE)
+        self.open_uploads_are_overdue()
+        self.in_thread(self.run_worker)
+
+        expected = {f"so-{order_id}" for order_id in self.order_ids}
+        self.assertEqual(set(self.api.stored_order_ids), expected, "every order stored")
+        # Sent again with SAVE: the first file's orders were replaced by themselves.
+        self.assertEqual(sum(self.api.stored_order_ids.values()), QUEUE_SIZE + BATCH_SIZE)
+        self.assertEqual(
+            {state for state, _attempts, _uploads in self.committed_state().values()},
+            {const.STATE_SENT},
+        )
+        self.assertEqual(self.committed_uploads()[0], (const.UPLOAD_LOST, BATCH_SIZE))
+
+    def test_a_live_worker_keeps_its_upload(self):
+        """An upload whose worker is still waiting for Metrica is never settled under it, even
+        past its grace period: the worker holds its row lock."""
+        self.use_goal_based_method()
+        holding = threading.Event()
+        release = threading.Event()
+        original_hold = metrika_sender.UploadRun._hold
+
+        def hold_and_wait(run, upload):
+            original_hold(run, upload)
+            if not holding.is_set():
+                holding.set()
+                release.wait(timeout=30)
+
+        # Every upload is past its grace period from the start.
+        with (
+            patch.object(const, "IN_FLIGHT_GRACE_SECONDS", -60),
+            patch.object(metrika_sender.UploadRun, "_hold", hold_and_wait),
+        ):
+            with ThreadPoolExecutor(max_workers=1) as executor:
+                first = executor.submit(self.run_worker, 1)
+                self.assertTrue(holding.wait(timeout=30))
+                self.assert_the_live_worker_holds_its_upload()
+                # The second worker finds the open upload locked and skips it.
+                self.in_thread(lambda: self.run_worker(1))
+                release.set()
+                first.result(timeout=60)
+        self.assertEqual(set(self.api.stored_offline_rows.values()), {1}, "no goal hit twice")
+        self.assertEqual(sum(self.api.stored_offline_rows.values()), 2 * BATCH_SIZE)
+        self.assertFalse(
+            [r for r in self.api.requests if r.path.endswith("/uploadings")],
+            "nothing was looked up: the upload's worker was alive",
+        )
+
+    def assert_the_live_worker_holds_its_upload(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT id FROM metrika_upload WHERE id > %s FOR UPDATE SKIP LOCKED",
+                (self.max_upload_id,),
+            )
+            self.assertFalse(cr.fetchall(), "the live worker holds its upload")
+
     def sent_order_ids(self):
         """Every order id in every row the stand-in received, repetitions included."""
         ids = []
@@ -187,12 +346,12 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         barrier = threading.Barrier(2)
 
         def worker():
-            # A new thread has no ``testing`` flag: _cron_upload commits after every batch,
-            # exactly as in a cron worker.
+            # A new thread has no ``testing`` flag: the upload commits before and after each
+            # request, exactly as in a cron worker; the loop is Odoo's scheduler's.
             with self.registry.cursor() as cr:
                 env = self.thread_env(cr)
                 barrier.wait(timeout=10)
-                return env["metrika.conversion"]._cron_upload()
+                return self.drain(env)
 
         with ThreadPoolExecutor(max_workers=2) as executor:
             futures = [executor.submit(worker) for _index in range(2)]
@@ -233,7 +392,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             self.assertFalse(set(batch_a.ids) & set(batch_b.ids), "B skips the rows A holds")
 
             # A sends its batch and commits: its rows are no longer locked, and sent.
-            batch_a._metrika_upload_batch(company_a, transport)
+            metrika_sender.UploadRun(env_a)._send(company_a, transport, batch_a)
             cr_a.commit()
             self.assertEqual(set(batch_a.mapped("state")), {const.STATE_SENT})
 
@@ -241,7 +400,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             # hand them out again, nor crash the run.
             again = env_b["metrika.conversion"]._metrika_lock_due_batch(company_b, transport)
             self.assertFalse(set(again.ids) & set(batch_a.ids), "A's sent rows are never taken")
-            batch_b._metrika_upload_batch(company_b, transport)
+            metrika_sender.UploadRun(env_b)._send(company_b, transport, batch_b)
             cr_b.commit()
 
             # A fresh transaction takes what is left, and only that.
