@@ -34,8 +34,10 @@ deleted and the database is vacuumed, so every round starts from the same state.
 the cache stays warm; rolled back like the default mode): an approximation kept to compare with
 earlier figures.
 
-Exits 1 when the addon adds 5% or more (wall) time per order, or 3 or more queries per order,
-or when the stand-in received anything.
+Exits 1 (issue 8's targets) when the addon adds 3% or more wall time or CPU time per order, or
+more than one query per order besides the cron trigger's (a few queries once per time slot and
+process, counted in the instrumented round and printed), or when the stand-in received
+anything.
 """
 
 import argparse
@@ -55,8 +57,12 @@ from odoo_bench import (
     open_registry,
 )
 
-MAX_ADDED_TIME = 0.05
-MAX_ADDED_QUERIES = 3.0
+# Issue 8's targets for one transaction per order: under 3% time and CPU, at most one query.
+MAX_ADDED_TIME = 0.03
+MAX_ADDED_CPU = 0.03
+# Per order, not counting the cron trigger: a few queries once per time slot and process
+# (measured separately, in the instrumented round), shared by every order of the slot.
+MAX_ADDED_QUERIES = 1.0
 TOKEN = "bench-token"
 ADMIN_UID = 2  # base.user_admin: a real user, record rules and access rights apply
 
@@ -216,22 +222,19 @@ class ConfirmSession:
         self.wall = self.cpu = 0.0
         self.queries = 0
         self.extra = {}
-        self.restore = None
+        self.restores = []
         if expect_conversions is not None:
             self.cr.execute("SELECT COUNT(*) FROM metrika_conversion")
             self.before = self.cr.fetchone()[0]
+            self._instrument_trigger()
         if diagnose:
             self._instrument_enqueue()
         self.backend_cpu = backend_cpu_seconds(self.cr)
 
-    def _instrument_enqueue(self):
-        # Time and queries spent in the addon's queueing (the call made by each confirmation,
-        # and the write of the queue at flush): what the added cost is made of.
+    def _instrument(self, names, spent):
+        """Count the time, queries and calls of the model's methods ``names`` into ``spent``."""
         model = type(self.env["metrika.conversion"])
-        spent = {"seconds": 0.0, "queries": 0, "calls": 0}
-        originals = {
-            name: getattr(model, name) for name in ("_metrika_enqueue", "_metrika_flush_queue")
-        }
+        originals = {name: getattr(model, name) for name in names if hasattr(model, name)}
 
         def measured(original):
             def method(self, *args, **kwargs):
@@ -247,15 +250,29 @@ class ConfirmSession:
 
         for name, original in originals.items():
             setattr(model, name, measured(original))
-        self.restore = (model, originals)
-        self.extra["enqueue"] = spent
+        self.restores.append((model, originals))
+        return spent
+
+    def _instrument_enqueue(self):
+        # Time and queries spent in the addon's queueing (the call made by each confirmation,
+        # and the write of the queue at flush): what the added cost is made of.
+        self.extra["enqueue"] = self._instrument(
+            ("_metrika_enqueue", "_metrika_flush_queue"),
+            {"seconds": 0.0, "queries": 0, "calls": 0},
+        )
+
+    def _instrument_trigger(self):
+        # The cron trigger, a few queries once per time slot and process: counted in every round
+        # (a wrapper around one call per transaction), so the queries check can leave them out.
+        self.extra["trigger"] = self._instrument(
+            ("_metrika_trigger_slot",), {"seconds": 0.0, "queries": 0, "calls": 0}
+        )
 
     def _restore(self):
-        if self.restore:
-            model, originals = self.restore
+        while self.restores:
+            model, originals = self.restores.pop()
             for name, original in originals.items():
                 setattr(model, name, original)
-            self.restore = None
 
     def _timed(self, work):
         queries = self.cr.sql_log_count
@@ -442,10 +459,12 @@ def main(argv=None):
         )  # warm-up: caches, buffers
         print("warm-up round (untimed) in %.0f s" % (time.perf_counter() - started), flush=True)
         results = {"without": [], "with": []}
+        trigger_queries_per_round = []
         for round_no in range(1, args.rounds + 1):
             figures = confirm_round(
                 registries, drafts, expect, args.chunk, per_order=args.per_order, marks=marks
             )
+            trigger_queries_per_round.append(figures["with"][3]["trigger"]["queries"])
             for label in ("without", "with"):
                 wall, cpu, queries, extra = figures[label]
                 results[label].append((wall, cpu + extra.get("backend_cpu", 0.0), queries))
@@ -489,6 +508,15 @@ def main(argv=None):
         w[1] / wo[1] - 1 for w, wo in zip(results["with"], results["without"], strict=True)
     )
     added_queries = queries_with - queries_without
+    # The same, each round's cron-trigger queries left out (they come once per slot, not order).
+    added_queries_per_order = (
+        statistics.median(
+            run[2] - trigger
+            for run, trigger in zip(results["with"], trigger_queries_per_round, strict=True)
+        )
+        / args.orders
+        - queries_without
+    )
     enqueue = diag["enqueue"]
     print()
     print(
@@ -535,6 +563,16 @@ def main(argv=None):
             enqueue["calls"],
         )
     )
+    trigger_queries = statistics.median(trigger_queries_per_round) / args.orders
+    print(
+        "inside _metrika_trigger_slot (the cron trigger), queries per timed round: %s; median "
+        "%.3f queries/order; added queries without them: %+.2f/order"
+        % (
+            " ".join(str(q) for q in trigger_queries_per_round),
+            trigger_queries,
+            added_queries_per_order,
+        )
+    )
     print(
         "conversions queued per addon round: %d (states %s), undone"
         % (diag["queued"], diag["states"])
@@ -551,16 +589,21 @@ def main(argv=None):
         failures.append(
             "added time %.2f%% is not below %.0f%%" % (100 * added_time, 100 * MAX_ADDED_TIME)
         )
-    if added_queries >= MAX_ADDED_QUERIES:
+    if added_cpu >= MAX_ADDED_CPU:
         failures.append(
-            "added queries %.2f/order are not below %.0f" % (added_queries, MAX_ADDED_QUERIES)
+            "added CPU %.2f%% is not below %.0f%%" % (100 * added_cpu, 100 * MAX_ADDED_CPU)
+        )
+    if round(added_queries_per_order, 6) > MAX_ADDED_QUERIES:
+        failures.append(
+            "added queries %.2f/order (%.2f without the cron trigger's) are more than %.0f"
+            % (added_queries, added_queries_per_order, MAX_ADDED_QUERIES)
         )
     if failures:
         print("FAIL: " + "; ".join(failures))
         return 1
     print(
-        "OK (added time < %.0f%%, added queries < %.0f per order, nothing sent)"
-        % (100 * MAX_ADDED_TIME, MAX_ADDED_QUERIES)
+        "OK (added time and CPU < %.0f%%, at most %.0f added query per order besides the cron "
+        "trigger's, nothing sent)" % (100 * MAX_ADDED_TIME, MAX_ADDED_QUERIES)
     )
     return 0
 

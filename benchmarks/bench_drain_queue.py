@@ -22,7 +22,9 @@ its validation; every conversion must end ``sent``.
     python3 benchmarks/bench_drain_queue.py [--orders N] [--batch-size B] [--second-orders N2]
                                             [--second-batch-size B2] [--profile]
 
-Exits 1 when a check fails, when the peak memory reaches 300 MB, or when the median queries per
+Exits 1 when a check fails, when the main queue drains at fewer than 3,000 conversions per second
+(issue 8's target; wall-clock, so on a quiet machine), when the peak memory reaches 300 MB, or
+when the median queries per
 batch differ between the two batch sizes (or vary within one drain beyond the first batch, which
 also reads the counter's time zone). ``--profile`` (automatic below 1,000 conversions/s) runs one
 more batch under cProfile and prints where its time goes.
@@ -49,6 +51,8 @@ from odoo_bench import (
 )
 
 MAX_PEAK_MB = 300.0
+# Issue 8's target for the main queue; below SLOW_RATE one batch is profiled as well.
+MIN_RATE = 3000.0
 SLOW_RATE = 1000.0
 TOKEN = "bench-token"
 
@@ -448,17 +452,16 @@ def main(argv=None):
             )
     if peak >= MAX_PEAK_MB:
         failures.append("peak memory %.1f MB is not below %.0f MB" % (peak, MAX_PEAK_MB))
-    if main_rate is not None and main_rate < SLOW_RATE:
-        print(
-            "note: %.0f conversions/s is below %.0f/s (reported, not a target)"
-            % (main_rate, SLOW_RATE)
+    if main_rate is not None and main_rate < MIN_RATE:
+        failures.append(
+            "main queue drained at %.0f conversions/s, below %.0f/s" % (main_rate, MIN_RATE)
         )
     if failures:
         print("FAIL: " + "; ".join(failures))
         return 1
     print(
-        "OK (all sent, every order id received once, peak < %.0f MB, queries per batch constant)"
-        % MAX_PEAK_MB
+        "OK (all sent, every order id received once, at least %.0f conversions/s, peak < %.0f MB, "
+        "queries per batch constant)" % (MIN_RATE, MAX_PEAK_MB)
     )
     return 0
 
