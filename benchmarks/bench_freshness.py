@@ -40,7 +40,7 @@ import urllib.request
 import xmlrpc.client
 
 from bench_confirm_orders import make_drafts
-from bench_reliability import GOALS, TOKEN, COUNTER_ID, load_stand_in_module
+from bench_reliability import COUNTER_ID, GOALS, TOKEN, load_stand_in_module
 from odoo_bench import ADDON, Databases, code_line, machine_line, open_registry
 from odoo_env import free_port, odoo_command
 
