@@ -1,10 +1,10 @@
 """Packaging for metrika_offline_conversions.
 
-The Odoo addon folder and its bridge addons are packaged as they are, with their data files,
-and the framework-free core
-(``metrika_offline_conversions.metrika_core``), once. Odoo itself is not a dependency: it is on
-no package index, and the addon is deployed by putting this folder on Odoo's ``addons_path``.
-The core's own test suite imports it from the folder (tests/conftest.py), without Odoo.
+The Odoo addon folder and its bridge addons are packaged as they are, with their data files; the
+framework-free core (``metrika_offline_conversions.metrika_core``) is packaged once, inside the
+addon. Odoo itself is not a dependency: it is on no package index, and the addons are deployed
+by putting their folders on Odoo's ``addons_path``. The core's own test suite imports the core
+from the folder (tests/conftest.py), without Odoo.
 """
 
 import ast
