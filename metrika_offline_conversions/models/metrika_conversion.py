@@ -572,9 +572,13 @@ class MetrikaConversion(models.Model):
         next retry or check that falls due.
         """
         done = UploadRun(self.env).run()
-        remaining = self._metrika_due_count()
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining if done else 0)
-        self._metrika_schedule_next()
+        # The scheduler only needs to know whether to call again: a large queue is not counted
+        # whole after every batch.
+        remaining = self._metrika_due_count(limit=const.MAX_BATCH_SIZE) if done else 0
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if not remaining:
+            # The last call of the run: wake the cron for what falls due later.
+            self._metrika_schedule_next()
         return done
 
     @api.model
@@ -627,13 +631,15 @@ class MetrikaConversion(models.Model):
         ]
 
     @api.model
-    def _metrika_due_count(self):
+    def _metrika_due_count(self, limit=None):
+        """How many conversions are due now (counting no further than ``limit``)."""
         self._metrika_flush_all()
         self.env.cr.execute(
             SQL(
-                "SELECT COUNT(*) FROM metrika_conversion conversion "
-                "JOIN res_company company ON company.id = conversion.company_id WHERE %s",
+                "SELECT COUNT(*) FROM (SELECT 1 FROM metrika_conversion conversion "
+                "JOIN res_company company ON company.id = conversion.company_id WHERE %s%s) due",
                 self._metrika_due_where(),
+                SQL(" LIMIT %s", limit) if limit else SQL(),
             )
         )
         return self.env.cr.fetchone()[0]
