@@ -615,12 +615,17 @@ class MetrikaConversion(models.Model):
     @api.model
     def _metrika_due_groups(self):
         self._metrika_flush_all()
+        # One probe per sending company and upload method, each stopping at its first due row
+        # on the pending index: a large queue is not read whole on every call of the cron.
         self.env.cr.execute(
             SQL(
-                "SELECT DISTINCT conversion.company_id, conversion.transport "
-                "FROM metrika_conversion conversion "
-                "JOIN res_company company ON company.id = conversion.company_id "
-                "WHERE %s ORDER BY 1, 2",
+                "SELECT company.id, method.transport "
+                "FROM res_company company CROSS JOIN (VALUES %s) AS method(transport) "
+                "WHERE company.metrika_enabled AND NOT COALESCE(company.metrika_paused, FALSE) "
+                "AND EXISTS (SELECT 1 FROM metrika_conversion conversion "
+                "WHERE conversion.company_id = company.id "
+                "AND conversion.transport = method.transport AND %s) ORDER BY 1, 2",
+                SQL(", ").join(SQL("(%s)", method) for method, _label in const.TRANSPORT_SELECTION),
                 self._metrika_due_where(),
             )
         )
