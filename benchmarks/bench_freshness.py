@@ -41,7 +41,7 @@ import xmlrpc.client
 
 from bench_confirm_orders import make_drafts
 from bench_reliability import COUNTER_ID, GOALS, TOKEN, load_stand_in_module
-from odoo_bench import ADDON, Databases, code_line, machine_line, open_registry
+from odoo_bench import ADDON, Databases, LoggedProcess, code_line, machine_line, open_registry
 from odoo_env import free_port, odoo_command
 
 MAX_P95_SECONDS = 60.0
@@ -91,7 +91,7 @@ class TimeoutTransport(xmlrpc.client.Transport):
         return connection
 
 
-class OdooServer:
+class OdooServer(LoggedProcess):
     """``python3 -m odoo`` on the database: HTTP on 127.0.0.1 and one cron thread."""
 
     def __init__(self, database):
@@ -139,21 +139,6 @@ class OdooServer:
             self.url + "/xmlrpc/2/object", transport=TimeoutTransport(), allow_none=True
         )
         return uid, models
-
-    def log_text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def log_tail(self, chars=3000):
-        return self.log_text()[-chars:]
-
-    def error_lines(self):
-        return [
-            line
-            for line in self.log_text().splitlines()
-            if " ERROR " in line or " CRITICAL " in line
-        ]
 
     def stop(self):
         if self.proc.poll() is None:

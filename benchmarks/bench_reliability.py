@@ -56,7 +56,15 @@ import tempfile
 import threading
 import time
 
-from odoo_bench import ADDON, STAND_IN_PATH, Databases, code_line, machine_line, open_registry
+from odoo_bench import (
+    ADDON,
+    STAND_IN_PATH,
+    Databases,
+    LoggedProcess,
+    code_line,
+    machine_line,
+    open_registry,
+)
 
 TOKEN = "bench-token"
 COUNTER_ID = 12345
@@ -342,7 +350,7 @@ def worker_main(database, deadline_seconds, name):
     return 0
 
 
-class Worker:
+class Worker(LoggedProcess):
     """A worker process; its log (Odoo's warnings included) goes to a temporary file."""
 
     def __init__(self, database, name, deadline):
@@ -385,21 +393,6 @@ class Worker:
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-
-    def log_text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def log_tail(self, chars=3000):
-        return self.log_text()[-chars:]
-
-    def error_lines(self):
-        return [
-            line
-            for line in self.log_text().splitlines()
-            if " ERROR " in line or " CRITICAL " in line
-        ]
 
     def close(self):
         if self.proc.poll() is None:

@@ -89,6 +89,25 @@ def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
 
+class LoggedProcess:
+    """A child process whose output goes to ``self.log`` (a temporary file opened "w+")."""
+
+    def log_text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def log_tail(self, chars=3000):
+        return self.log_text()[-chars:]
+
+    def error_lines(self):
+        return [
+            line
+            for line in self.log_text().splitlines()
+            if " ERROR " in line or " CRITICAL " in line
+        ]
+
+
 class Databases:
     """Fresh databases for one run; ``with Databases("tag") as dbs:`` drops them all on exit."""
 
