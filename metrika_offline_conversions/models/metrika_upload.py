@@ -204,22 +204,11 @@ class MetrikaUpload(models.Model):
         that finds the same fault again adds none."""
         if not self:
             return
-        summary = _("Yandex Metrica: fix the settings or the access")
+        summary = self._metrika_alert_summary()
         admins = self.env.ref("base.group_system").users.filtered(
             lambda user: not user.share and company in user.company_ids
         )
-        already = (
-            self.env["mail.activity"]
-            .sudo()
-            .search(
-                [
-                    ("res_model", "=", self._name),
-                    ("res_id", "in", self.sudo().search([("company_id", "=", company.id)]).ids),
-                    ("summary", "=", summary),
-                ]
-            )
-            .user_id
-        )
+        already = self._metrika_alerts(company).user_id
         activity_type = self.env.ref("mail.mail_activity_data_todo", raise_if_not_found=False)
         for user in admins - already:
             self.activity_schedule(
@@ -232,14 +221,26 @@ class MetrikaUpload(models.Model):
     @api.model
     def _metrika_close_alerts(self, company):
         """The settings were fixed: the activities asking for it are done."""
-        summary = _("Yandex Metrica: fix the settings or the access")
-        self.env["mail.activity"].sudo().search(
-            [
-                ("res_model", "=", self._name),
-                ("res_id", "in", self.sudo().search([("company_id", "=", company.id)]).ids),
-                ("summary", "=", summary),
-            ]
-        ).unlink()
+        self._metrika_alerts(company).unlink()
+
+    @api.model
+    def _metrika_alert_summary(self):
+        return _("Yandex Metrica: fix the settings or the access")
+
+    @api.model
+    def _metrika_alerts(self, company):
+        """The open activities asking the company's administrators to fix the settings."""
+        return (
+            self.env["mail.activity"]
+            .sudo()
+            .search(
+                [
+                    ("res_model", "=", self._name),
+                    ("res_id", "in", self.sudo().search([("company_id", "=", company.id)]).ids),
+                    ("summary", "=", self._metrika_alert_summary()),
+                ]
+            )
+        )
 
     @api.autovacuum
     def _gc_uploaded_files(self):

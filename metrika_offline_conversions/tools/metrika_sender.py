@@ -449,6 +449,7 @@ class OfflineConversionsSender(UploadSender):
     def poll(self, uploads):
         now = fields.Datetime.now()
         for upload in uploads:
+            rows = upload.conversion_ids.filtered(lambda c, u=upload: c.upload_id == u)
             try:
                 uploading = self.client.get_offline_uploading(int(upload.uploading_id))
             except metrika_errors.MetrikaSettingsError as error:
@@ -466,13 +467,10 @@ class OfflineConversionsSender(UploadSender):
                         ),
                     }
                 )
-                upload.conversion_ids.filtered(
-                    lambda c, u=upload: c.upload_id == u
-                )._metrika_mark_result(const.RESULT_UNCONFIRMED, upload.result_summary)
+                rows._metrika_mark_result(const.RESULT_UNCONFIRMED, upload.result_summary)
                 continue
             outcome = outcomes.offline_uploading_outcome(uploading)
             upload.write(upload._metrika_uploading_counts(uploading))
-            rows = upload.conversion_ids.filtered(lambda c, u=upload: c.upload_id == u)
             if outcome.is_final:
                 self._record_outcome(upload, rows, outcome)
             elif upload.poll_deadline and now >= upload.poll_deadline:
