@@ -185,11 +185,14 @@ class MetrikaConversion(models.Model):
     ]
 
     def init(self):
-        # The cron's only query on a large queue: keep it on a small partial index.
+        # The cron's queries on a large queue stay on a small partial index, in the order the
+        # batches are taken (see _metrika_lock_due_batch). It replaces an index by id.
         self.env.cr.execute(
             SQL(
-                "CREATE INDEX IF NOT EXISTS metrika_conversion_pending_index "
-                "ON metrika_conversion (company_id, transport, id) WHERE state = 'pending'"
+                "DROP INDEX IF EXISTS metrika_conversion_pending_index; "
+                "CREATE INDEX IF NOT EXISTS metrika_conversion_due_index "
+                "ON metrika_conversion (company_id, transport, next_attempt_at, id) "
+                "WHERE state = 'pending'"
             )
         )
 
@@ -616,15 +619,20 @@ class MetrikaConversion(models.Model):
     def _metrika_due_groups(self):
         self._metrika_flush_all()
         # One probe per sending company and upload method, each stopping at its first due row
-        # on the pending index: a large queue is not read whole on every call of the cron.
+        # on the due index: a large queue is not read whole on every call of the cron.
+        # (LATERAL ... LIMIT 1, because PostgreSQL plans an EXISTS on a large queue as a hash
+        # of every pending row; ordered as the index is, so that rows waiting for a later retry
+        # are not read either.)
         self.env.cr.execute(
             SQL(
                 "SELECT company.id, method.transport "
                 "FROM res_company company CROSS JOIN (VALUES %s) AS method(transport) "
-                "WHERE company.metrika_enabled AND NOT COALESCE(company.metrika_paused, FALSE) "
-                "AND EXISTS (SELECT 1 FROM metrika_conversion conversion "
+                "CROSS JOIN LATERAL (SELECT 1 FROM metrika_conversion conversion "
                 "WHERE conversion.company_id = company.id "
-                "AND conversion.transport = method.transport AND %s) ORDER BY 1, 2",
+                "AND conversion.transport = method.transport AND %s "
+                "ORDER BY conversion.next_attempt_at LIMIT 1) AS due "
+                "WHERE company.metrika_enabled AND NOT COALESCE(company.metrika_paused, FALSE) "
+                "ORDER BY 1, 2",
                 SQL(", ").join(SQL("(%s)", method) for method, _label in const.TRANSPORT_SELECTION),
                 self._metrika_due_where(),
             )
@@ -651,13 +659,18 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _metrika_lock_due_batch(self, company, transport):
-        """Take and lock the next batch; rows another worker holds are skipped, not waited for."""
+        """Take and lock the next batch; rows another worker holds are skipped, not waited for.
+
+        The rows due first go first, in the order of the due index: ordered by id, PostgreSQL
+        walked the primary key through every row already sent when its statistics were older
+        than the drain of a large queue (a batch took 70 ms instead of 2 at 100,000 rows).
+        """
         rows = self._metrika_execute_locking(
             SQL(
                 "SELECT id FROM metrika_conversion "
                 "WHERE company_id = %s AND transport = %s AND state = 'pending' "
                 "AND next_attempt_at <= %s "
-                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                "ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
                 company.id,
                 transport,
                 fields.Datetime.now(),
@@ -735,15 +748,32 @@ class MetrikaConversion(models.Model):
         self.invalidate_recordset()
 
     def _metrika_mark_sending(self, upload):
-        """Part of ``upload``, committed before its request: no other run takes them."""
-        self._metrika_update(
-            [
-                SQL("state = %s", const.STATE_SENDING),
-                SQL("upload_id = %s", upload.id),
-                SQL("metrika_result = NULL"),
-                SQL("metrika_result_detail = NULL"),
-            ]
+        """Part of ``upload``, committed before its request: no other run takes them. One
+        statement marks them and lists them among the upload's conversions."""
+        if not self:
+            return
+        self._metrika_flush_all()
+        self.env.cr.execute(
+            SQL(
+                """WITH marked AS (
+                       UPDATE metrika_conversion
+                          SET state = %(sending)s, upload_id = %(upload)s,
+                              metrika_result = NULL, metrika_result_detail = NULL,
+                              write_date = %(now)s, write_uid = %(uid)s
+                        WHERE id = ANY(%(ids)s)
+                    RETURNING id)
+                   INSERT INTO metrika_conversion_metrika_upload_rel (upload_id, conversion_id)
+                   SELECT %(upload)s, id FROM marked
+                   ON CONFLICT DO NOTHING""",
+                sending=const.STATE_SENDING,
+                upload=upload.id,
+                now=fields.Datetime.now(),
+                uid=self.env.uid,
+                ids=self.ids,
+            )
         )
+        self.invalidate_recordset()
+        upload.invalidate_recordset(["conversion_ids"])
 
     def _metrika_mark_sent(self, result, detail=None):
         self._metrika_update(

@@ -13,6 +13,9 @@ from ..metrika_core.identifiers import (
 )
 from .metrika_conversion import EVENT_STATUS, QUEUE_KEY
 
+# _metrika_identifiers' default: local phone numbers are read in the record's company's country.
+COMPANY_REGION = object()
+
 _logger = logging.getLogger(__name__)
 
 ATTRIBUTION_SELECTION = [
@@ -192,12 +195,18 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         """The raw (e-mails, phones) of the record's customer; each model says where they are."""
         raise NotImplementedError
 
-    def _metrika_identifiers(self):
-        """Normalised identifiers; contact data that cannot be normalised is left out."""
+    def _metrika_identifiers(self, phone_region=COMPANY_REGION):
+        """Normalised identifiers; contact data that cannot be normalised is left out.
+
+        ``phone_region`` is the country local numbers are read in; by default the company's
+        (see ``res.company._metrika_phone_region``), which an upload reads once per batch.
+        """
         self.ensure_one()
         emails, phones = self._metrika_contact_values()
-        # A lead may have no company: read local numbers in the country of the one it goes to.
-        region = self._metrika_company().country_id.code or None
+        region = phone_region
+        if region is COMPANY_REGION:
+            # A lead may have no company: read local numbers in the country of the one it goes to.
+            region = self._metrika_company()._metrika_phone_region()
         return {
             "client_ids": [self.metrika_client_id] if self.metrika_client_id else [],
             "yclids": [self.metrika_yclid] if self.metrika_yclid else [],
@@ -207,6 +216,21 @@ class MetrikaIdentifierMixin(models.AbstractModel):
 
     def _metrika_attribution_depends(self):
         return ["metrika_client_id"]
+
+    def _metrika_fetch_identifiers(self):
+        """Read, for all of ``self`` at once (an upload's batch), only the fields identifiers
+        come from: reading every column of 1,000 orders and their customers took a third of
+        the time the upload spent on identifiers."""
+        fields_by_record = {"company_id": [], "metrika_yclid": []}
+        for path in self._metrika_attribution_depends():
+            name, _dot, rest = path.partition(".")
+            fields_by_record.setdefault(name, [])
+            if rest:
+                fields_by_record[name].append(rest)
+        self.fetch(list(fields_by_record))
+        for name, related in fields_by_record.items():
+            if related:
+                self.mapped(name).fetch(related)
 
     @api.depends(lambda self: self._metrika_attribution_depends())
     def _compute_metrika_attribution(self):

@@ -190,6 +190,12 @@ class ResCompany(models.Model):
             company.metrika_enabled and company.metrika_counter_id and company.metrika_token
         )
 
+    def _metrika_phone_region(self):
+        """The country (ISO code, or None) that phone numbers without a country code are read
+        in for this company's customers."""
+        self.ensure_one()
+        return self.sudo().country_id.code or None
+
     def _metrika_client(self, timeout=None):
         """The only place a Metrica client is built from settings.
 

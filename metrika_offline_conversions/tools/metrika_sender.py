@@ -132,6 +132,12 @@ class UploadSender:
         return Decimal(str(currency.round(conversion.revenue) if currency else conversion.revenue))
 
 
+def _fetch_records(conversions):
+    """The batch's orders and leads, read at once with what their identifiers come from."""
+    conversions.sale_order_id._metrika_fetch_identifiers()
+    conversions.lead_id._metrika_fetch_identifiers()
+
+
 def _aware(value):
     return value.replace(tzinfo=timezone.utc)
 
@@ -172,37 +178,42 @@ class SimpleOrdersSender(UploadSender):
 
     def prepare(self, conversions):
         now = fields.Datetime.now()
-        latest, already_sent = self._orders_state(conversions)
-        skipped = {}
-        orders = {}  # Metrica order id → [SimpleOrder, conversions]
+        latest, prefetch, already_sent = self._orders_state(conversions)
+        # Rows are gathered as ids and made recordsets once: a union per row would copy the
+        # ids gathered so far every time (quadratic in the batch).
+        skipped = {}  # (state, reason) → conversion ids
+        orders = {}  # Metrica order id → [SimpleOrder, conversion ids]
+        region = self.company._metrika_phone_region()
+        _fetch_records(conversions)
         for conversion in conversions:
             record = conversion._metrika_record()
             if not record:
-                reason = const.REASON_RECORD_DELETED
-                skipped.setdefault((const.STATE_ERROR, reason), self.Conversion)
-                skipped[(const.STATE_ERROR, reason)] |= conversion
+                skipped.setdefault((const.STATE_ERROR, const.REASON_RECORD_DELETED), []).append(
+                    conversion.id
+                )
                 continue
             order_id = conversion.metrika_order_id
             reason = _crm_window_closed(conversion, order_id in already_sent, now)
             if reason is None:
-                identifiers = record._metrika_identifiers()
+                identifiers = record._metrika_identifiers(phone_region=region)
                 if not (
                     identifiers["client_ids"] or identifiers["emails"] or identifiers["phones"]
                 ):
                     reason = const.REASON_NO_IDENTIFIER
             if reason:
-                skipped.setdefault((const.STATE_SKIPPED, reason), self.Conversion)
-                skipped[(const.STATE_SKIPPED, reason)] |= conversion
+                skipped.setdefault((const.STATE_SKIPPED, reason), []).append(conversion.id)
                 continue
             if order_id in orders:
-                orders[order_id][1] |= conversion
+                orders[order_id][1].append(conversion.id)
                 continue
-            current = latest.get(order_id, conversion)
-            orders[order_id] = [self._simple_order(current, identifiers), conversion]
-        self._skip_by_reason(skipped)
+            current = conversion
+            if latest.get(order_id, conversion.id) != conversion.id:
+                current = current.browse(latest[order_id]).with_prefetch(prefetch._prefetch_ids)
+            orders[order_id] = [self._simple_order(current, identifiers), [conversion.id]]
+        self._skip_by_reason({key: self.Conversion.browse(ids) for key, ids in skipped.items()})
         if not orders:
             return None
-        groups = list(orders.values())
+        groups = [(order, self.Conversion.browse(ids)) for order, ids in orders.values()]
         # Read once from Metrica (then kept on the company): only when something goes.
         time_zone = self.company._metrika_counter_time_zone(self.client)
         built = formats.build_simple_orders_file(
@@ -215,14 +226,15 @@ class SimpleOrdersSender(UploadSender):
             self._mark_rejected(rows, [reason] * len(rows))
         if not built.data:
             return None
-        accepted = self.Conversion.browse()
-        for index in _written(built, len(groups)):
-            accepted |= groups[index][1]
+        accepted = self.Conversion.browse(
+            row_id for index in _written(built, len(groups)) for row_id in groups[index][1].ids
+        )
         return PreparedFile(built.data, accepted, built.row_count)
 
     def _orders_state(self, conversions):
-        """For each Metrica order of the batch: the conversion carrying its current status, and
-        whether Metrica already has the order (one of its conversions was sent)."""
+        """For each Metrica order of the batch: the id of the conversion carrying its current
+        status, a recordset of those conversions (to read them together), and whether Metrica
+        already has the order (one of its conversions was sent)."""
         self.env.cr.execute(
             SQL(
                 "SELECT DISTINCT ON (metrika_order_id) metrika_order_id, id, "
@@ -235,14 +247,19 @@ class SimpleOrdersSender(UploadSender):
             )
         )
         rows = self.env.cr.fetchall()
-        records = self.Conversion.browse(row_id for _order_id, row_id, _sent in rows)
-        latest = {
-            order_id: record for (order_id, _id, _sent), record in zip(rows, records, strict=True)
-        }
+        # Rows outside the batch are read together, if any is needed.
+        prefetch = self.Conversion.browse(row_id for _order_id, row_id, _sent in rows)
+        latest = {order_id: row_id for order_id, row_id, _sent in rows}
         # Rows of orders sent before but now in error or skipped are not in the query above.
         already_sent = {order_id for order_id, _id, sent in rows if sent}
-        already_sent |= set(conversions.filtered("sent_at").mapped("metrika_order_id"))
-        return latest, already_sent
+        already_sent.update(
+            order_id
+            for order_id, sent_at in zip(
+                conversions.mapped("metrika_order_id"), conversions.mapped("sent_at"), strict=True
+            )
+            if sent_at
+        )
+        return latest, prefetch, already_sent
 
     def _simple_order(self, conversion, identifiers):
         return formats.SimpleOrder(
@@ -310,8 +327,10 @@ class OfflineConversionsSender(UploadSender):
         stay pending for the next call, which Odoo's scheduler makes at once."""
         goals = self._goals()
         limit = fields.Datetime.now() - timedelta(days=const.OFFLINE_VISIT_WINDOW_DAYS)
-        skipped = {}
+        skipped = {}  # (state, reason) → conversion ids, see SimpleOrdersSender.prepare
         items = {column: [] for column in self.COLUMNS}
+        region = self.company._metrika_phone_region()
+        _fetch_records(conversions)
         for conversion in conversions:
             record = conversion._metrika_record()
             state, reason = const.STATE_SKIPPED, None
@@ -322,7 +341,7 @@ class OfflineConversionsSender(UploadSender):
             elif not goals.get(conversion.event):
                 reason = const.REASON_NO_GOAL
             else:
-                identifiers = record._metrika_identifiers()
+                identifiers = record._metrika_identifiers(phone_region=region)
                 if identifiers["client_ids"]:
                     column, identifier = "ClientId", identifiers["client_ids"][0]
                 elif identifiers["yclids"]:
@@ -330,8 +349,7 @@ class OfflineConversionsSender(UploadSender):
                 else:
                     reason = const.REASON_NO_IDENTIFIER
             if reason:
-                skipped.setdefault((state, reason), self.Conversion)
-                skipped[(state, reason)] |= conversion
+                skipped.setdefault((state, reason), []).append(conversion.id)
                 continue
             paid = conversion.event == const.EVENT_PAID
             items[column].append(
@@ -348,7 +366,7 @@ class OfflineConversionsSender(UploadSender):
                     ),
                 )
             )
-        self._skip_by_reason(skipped)
+        self._skip_by_reason({key: self.Conversion.browse(ids) for key, ids in skipped.items()})
         for column in self.COLUMNS:
             pairs = items[column]
             if not pairs:
@@ -699,7 +717,8 @@ class UploadRun:
             except metrika_errors.MetrikaError as error:
                 # Reading the counter (time zone) failed before any file was sent: log the
                 # attempt, so that the failure is visible and an alert has a record to live on.
-                upload = self._new_upload(company, method, batch, row_count=0)
+                upload = self._new_upload(company, method, row_count=0)
+                upload.conversion_ids = batch
                 upload._metrika_record_failure(error, client.last_elapsed or 0.0)
                 self._record_failure(company, method, upload, batch, error)
                 commit(self.env)
@@ -724,7 +743,7 @@ class UploadRun:
             if prepared is None:
                 commit(self.env)
                 return len(batch)
-            upload = self._new_upload(company, method, prepared.conversions, prepared.row_count)
+            upload = self._new_upload(company, method, prepared.row_count)
             upload._metrika_attach_file(prepared.data)
             prepared.conversions._metrika_mark_sending(upload)
             # Phase one: the upload and its rows are durable before Metrica sees the file.
@@ -761,12 +780,12 @@ class UploadRun:
         """A goal-based file Metrica may have stored: looked up before its rows go again."""
         return method == const.TRANSPORT_OFFLINE and error.retryable and error.maybe_accepted
 
-    def _new_upload(self, company, method, conversions, row_count):
+    def _new_upload(self, company, method, row_count):
+        """The log entry of a file; its conversions are linked by the caller."""
         return self.Upload.create(
             {
                 "company_id": company.id,
                 "transport": method,
-                "conversion_ids": [(6, 0, conversions.ids)],
                 "row_count": row_count,
                 "comment": self.Upload._metrika_new_reference(),
                 "settle_after": fields.Datetime.now()
