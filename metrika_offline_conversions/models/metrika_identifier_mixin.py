@@ -207,11 +207,12 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         if region is COMPANY_REGION:
             # A lead may have no company: read local numbers in the country of the one it goes to.
             region = self._metrika_company()._metrika_phone_region()
+        client_id, yclid = self.metrika_client_id, self.metrika_yclid
         return {
-            "client_ids": [self.metrika_client_id] if self.metrika_client_id else [],
-            "yclids": [self.metrika_yclid] if self.metrika_yclid else [],
+            "client_ids": [client_id] if client_id else [],
+            "yclids": [yclid] if yclid else [],
             "emails": _normalized(emails, normalize_email),
-            "phones": _normalized(phones, lambda value: normalize_phone(value, region)),
+            "phones": _normalized(phones, normalize_phone, region),
         }
 
     def _metrika_attribution_depends(self):
@@ -296,11 +297,13 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         raise NotImplementedError
 
 
-def _normalized(values, normalize):
+def _normalized(values, normalize, *args):
     result = []
     for value in values:
+        if not value:
+            continue
         try:
-            normalized = normalize(value)
+            normalized = normalize(value, *args)
         except InvalidIdentifier:
             continue
         if normalized and normalized not in result:

@@ -126,10 +126,11 @@ class UploadSender:
 
     @staticmethod
     def _decimal_revenue(conversion):
-        if not conversion.revenue:
+        revenue = conversion.revenue
+        if not revenue:
             return None
         currency = conversion.currency_id
-        return Decimal(str(currency.round(conversion.revenue) if currency else conversion.revenue))
+        return Decimal(str(currency.round(revenue) if currency else revenue))
 
 
 def _fetch_records(conversions):
@@ -262,6 +263,7 @@ class SimpleOrdersSender(UploadSender):
         return latest, prefetch, already_sent
 
     def _simple_order(self, conversion, identifiers):
+        revenue = self._decimal_revenue(conversion)
         return formats.SimpleOrder(
             id=conversion.metrika_order_id,
             create_date_time=_aware(conversion.order_create_date),
@@ -269,8 +271,8 @@ class SimpleOrdersSender(UploadSender):
             client_ids=tuple(identifiers["client_ids"]),
             emails=tuple(identifiers["emails"]),
             phones=tuple(identifiers["phones"]),
-            revenue=self._decimal_revenue(conversion),
-            currency=conversion.currency_id.name if conversion.revenue else None,
+            revenue=revenue,
+            currency=conversion.currency_id.name if revenue is not None else None,
         )
 
     def send(self, upload, prepared):
@@ -781,8 +783,9 @@ class UploadRun:
         return method == const.TRANSPORT_OFFLINE and error.retryable and error.maybe_accepted
 
     def _new_upload(self, company, method, row_count):
-        """The log entry of a file; its conversions are linked by the caller."""
-        return self.Upload.create(
+        """The log entry of a file; its conversions are linked by the caller. (No "created"
+        note in its chatter: the sync log has one entry per file already.)"""
+        return self.Upload.with_context(mail_create_nolog=True).create(
             {
                 "company_id": company.id,
                 "transport": method,
