@@ -1,3 +1,4 @@
+import functools
 import logging
 import time
 from datetime import datetime, timedelta, timezone
@@ -89,6 +90,19 @@ INSERT_INTO = SQL(
     SQL(", ").join(SQL.identifier(column) for column in INSERT_COLUMNS),
 )
 INSERT_ROW = "(%s)" % ", ".join(["%s"] * (4 + len(INSERT_COLUMNS)))
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_statement(field, row_count):
+    """The enqueue INSERT of ``row_count`` rows of records linked by ``field``, as the text of
+    an SQL object: composed once, not on every confirmation."""
+    column = SQL.identifier(field).code  # sale_order_id or lead_id, quoted
+    rows = ", ".join([INSERT_ROW] * row_count)
+    return (
+        f"{INSERT_INTO.code} {rows} ON CONFLICT ({column}, event) DO NOTHING RETURNING id, {column}"
+    )
+
+
 # Where a transaction keeps what it queued until the rows are written (see _metrika_enqueue).
 QUEUE_KEY = "metrika_conversion_queue"
 
@@ -350,16 +364,7 @@ class MetrikaConversion(models.Model):
         # and recomputations of the user's action here, query by query. (The queue itself is
         # being written: the override's own flush of it finds it empty.)
         self.flush_model()
-        field_sql = SQL.identifier(field)
-        self.env.cr.execute(
-            SQL(
-                "%s %s ON CONFLICT (%s, event) DO NOTHING RETURNING id, %s",
-                INSERT_INTO,
-                SQL(", ".join([INSERT_ROW] * len(rows)), *params),
-                field_sql,
-                field_sql,
-            )
-        )
+        self.env.cr.execute(SQL(_insert_statement(field, len(rows)), *params))
         written = self.env.cr.fetchall()
         if len(written) < len(rows):
             inserted = {record_id for _row_id, record_id in written}
