@@ -282,6 +282,12 @@ def main(argv=None):
                 ),
                 flush=True,
             )
+            # In the order of confirmation: a slow start shows apart from a slow cycle.
+            print(
+                "  each, in the order confirmed (s): %s"
+                % " ".join("%.1f" % delay for delay in delays),
+                flush=True,
+            )
             if missing:
                 failures.append(
                     "%d orders not stored within %.0f s of the last confirmation"
