@@ -623,8 +623,9 @@ class MetrikaConversion(models.Model):
     @api.model
     def _metrika_due_groups(self):
         self._metrika_flush_all()
-        # One probe per sending company and upload method, each stopping at its first due row
-        # on the due index: a large queue is not read whole on every call of the cron.
+        # One probe per company and upload method (the due condition leaves out the companies
+        # that do not send), each stopping at its first due row on the due index: a large
+        # queue is not read whole on every call of the cron.
         # (LATERAL ... LIMIT 1, because PostgreSQL plans an EXISTS on a large queue as a hash
         # of every pending row; ordered as the index is, so that rows waiting for a later retry
         # are not read either.)
@@ -636,7 +637,6 @@ class MetrikaConversion(models.Model):
                 "WHERE conversion.company_id = company.id "
                 "AND conversion.transport = method.transport AND %s "
                 "ORDER BY conversion.next_attempt_at LIMIT 1) AS due "
-                "WHERE company.metrika_enabled AND NOT COALESCE(company.metrika_paused, FALSE) "
                 "ORDER BY 1, 2",
                 SQL(", ").join(SQL("(%s)", method) for method, _label in const.TRANSPORT_SELECTION),
                 self._metrika_due_where(),

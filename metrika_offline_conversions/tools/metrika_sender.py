@@ -112,8 +112,11 @@ class UploadSender:
     # -- shared ------------------------------------------------------------------------------
 
     def _skip_by_reason(self, skipped):
-        for (state, reason), rows in skipped.items():
-            rows._metrika_mark_final(state, reason, SKIP_MESSAGES[reason](self))
+        """``skipped``: (state, reason) → ids of the conversions that do not go, and why."""
+        for (state, reason), row_ids in skipped.items():
+            self.Conversion.browse(row_ids)._metrika_mark_final(
+                state, reason, SKIP_MESSAGES[reason](self)
+            )
 
     def _mark_rejected(self, rows, rejected):
         """Rows the file builder left out, each with the builder's reason."""
@@ -179,7 +182,9 @@ class SimpleOrdersSender(UploadSender):
 
     def prepare(self, conversions):
         now = fields.Datetime.now()
-        latest, prefetch, already_sent = self._orders_state(conversions)
+        latest, already_sent = self._orders_state(conversions)
+        # An order's latest row outside the batch is read with the others, if any is needed.
+        latest_prefetch = self.Conversion.browse(latest.values())._prefetch_ids
         # Rows are gathered as ids and made recordsets once: a union per row would copy the
         # ids gathered so far every time (quadratic in the batch).
         skipped = {}  # (state, reason) → conversion ids
@@ -209,9 +214,9 @@ class SimpleOrdersSender(UploadSender):
                 continue
             current = conversion
             if latest.get(order_id, conversion.id) != conversion.id:
-                current = current.browse(latest[order_id]).with_prefetch(prefetch._prefetch_ids)
+                current = current.browse(latest[order_id]).with_prefetch(latest_prefetch)
             orders[order_id] = [self._simple_order(current, identifiers), [conversion.id]]
-        self._skip_by_reason({key: self.Conversion.browse(ids) for key, ids in skipped.items()})
+        self._skip_by_reason(skipped)
         if not orders:
             return None
         groups = [(order, self.Conversion.browse(ids)) for order, ids in orders.values()]
@@ -234,8 +239,7 @@ class SimpleOrdersSender(UploadSender):
 
     def _orders_state(self, conversions):
         """For each Metrica order of the batch: the id of the conversion carrying its current
-        status, a recordset of those conversions (to read them together), and whether Metrica
-        already has the order (one of its conversions was sent)."""
+        status, and whether Metrica already has the order (one of its conversions was sent)."""
         self.env.cr.execute(
             SQL(
                 "SELECT DISTINCT ON (metrika_order_id) metrika_order_id, id, "
@@ -248,8 +252,6 @@ class SimpleOrdersSender(UploadSender):
             )
         )
         rows = self.env.cr.fetchall()
-        # Rows outside the batch are read together, if any is needed.
-        prefetch = self.Conversion.browse(row_id for _order_id, row_id, _sent in rows)
         latest = {order_id: row_id for order_id, row_id, _sent in rows}
         # Rows of orders sent before but now in error or skipped are not in the query above.
         already_sent = {order_id for order_id, _id, sent in rows if sent}
@@ -260,7 +262,7 @@ class SimpleOrdersSender(UploadSender):
             )
             if sent_at
         )
-        return latest, prefetch, already_sent
+        return latest, already_sent
 
     def _simple_order(self, conversion, identifiers):
         revenue = self._decimal_revenue(conversion)
@@ -368,7 +370,7 @@ class OfflineConversionsSender(UploadSender):
                     ),
                 )
             )
-        self._skip_by_reason({key: self.Conversion.browse(ids) for key, ids in skipped.items()})
+        self._skip_by_reason(skipped)
         for column in self.COLUMNS:
             pairs = items[column]
             if not pairs:
