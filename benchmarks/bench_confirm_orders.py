@@ -354,7 +354,6 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, per_order=N
     Interleaving at this grain means a burst of load from elsewhere on the machine slows both
     databases alike instead of one whole side of the comparison.
     """
-    gc.collect()
     sessions = {
         label: ConfirmSession(
             registries[label],
@@ -366,9 +365,18 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, per_order=N
         )
         for label in registries
     }
+    return run_round(sessions, drafts, chunk, vacuum_after=per_order == "commit")
+
+
+def run_round(sessions, drafts, chunk, vacuum_after=False):
+    """Let ``sessions`` (one per database, by label) confirm their drafts in turns of ``chunk``
+    orders; return each one's figures (see :meth:`ConfirmSession.finish`)."""
     # A full garbage collection of two open transactions' caches takes long enough to skew the
     # round, and it lands on whichever side happens to run: none during the round (as timeit).
+    gc.collect()
     gc.disable()
+    # Read now: finish() closes each session's cursor.
+    databases = [session.cr.dbname for session in sessions.values()]
     try:
         labels = list(sessions)
         count = len(next(iter(drafts.values())))
@@ -381,9 +389,9 @@ def confirm_round(registries, drafts, expect, chunk, diagnose=False, per_order=N
         for session in sessions.values():  # only after a failure
             session._restore()
             session.undo()
-        if per_order == "commit":
-            for registry in registries.values():
-                vacuum(registry.db_name)
+        if vacuum_after:
+            for database in databases:
+                vacuum(database)
 
 
 def main(argv=None):

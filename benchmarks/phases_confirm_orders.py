@@ -21,7 +21,6 @@ no exit status beyond errors: this names where the cost goes, the benchmark chec
 
 import argparse
 import collections
-import gc
 import time
 
 import bench_confirm_orders as confirm_bench
@@ -84,7 +83,6 @@ class PhaseSession(confirm_bench.ConfirmSession):
 
 
 def phase_round(registries, drafts, expect, marks, totals):
-    gc.collect()
     sessions = {
         label: PhaseSession(
             registries[label],
@@ -96,20 +94,7 @@ def phase_round(registries, drafts, expect, marks, totals):
         )
         for label in registries
     }
-    gc.disable()  # as in bench_confirm_orders: no full collection lands on one side
-    try:
-        labels = list(sessions)
-        count = len(next(iter(drafts.values())))
-        for number, start in enumerate(range(0, count, CHUNK)):
-            for label in labels if number % 2 == 0 else labels[::-1]:
-                sessions[label].confirm(drafts[label][start : start + CHUNK])
-        return {label: sessions.pop(label).finish() for label in labels}
-    finally:
-        gc.enable()
-        for session in sessions.values():  # only after a failure
-            session.undo()
-        for registry in registries.values():
-            confirm_bench.vacuum(registry.db_name)
+    return confirm_bench.run_round(sessions, drafts, CHUNK, vacuum_after=True)
 
 
 def new_totals():
