@@ -17,14 +17,15 @@ Besides wall time, CPU time per order is printed (this thread's plus the Postgre
 read from /proc): it is much less sensitive to other load.
 
 The addon's side must have queued exactly N conversions per round before they are undone (so
-the check cannot pass vacuously), and the stand-in must have received no request at all:
-confirming never talks to Metrica.
+the check cannot pass vacuously): the orders' own ``metrika_queued_events``, which the upload
+cron writes out as conversion rows, and any rows written already. The stand-in must have
+received no request at all: confirming never talks to Metrica.
 
     python3 benchmarks/bench_confirm_orders.py [--orders N] [--rounds R] [--chunk C] [--sending-off]
                                                [--commit-each | --savepoint-each]
 
-By default the round's flush (what a commit runs before COMMIT: the ORM flush and the precommit
-hooks, where the addon writes the conversions queued during the transaction) is timed once at
+By default the round's flush (what a commit runs before COMMIT: the ORM flush, which writes the
+orders' queued events with the rest of their UPDATE, and the precommit hooks) is timed once at
 the end, as when many orders are confirmed in one action. ``--commit-each`` commits after every
 order, as when each confirmation is its own request: the flush, COMMIT, and a cold ORM cache for
 the next order; between rounds (untimed) the drafts are restored from a copy taken when they
@@ -255,9 +256,9 @@ class ConfirmSession:
 
     def _instrument_enqueue(self):
         # Time and queries spent in the addon's queueing (the call made by each confirmation,
-        # and the write of the queue at flush): what the added cost is made of.
+        # and the flush of the queued events at commit): what the added cost is made of.
         self.extra["enqueue"] = self._instrument(
-            ("_metrika_enqueue", "_metrika_flush_queue"),
+            ("_metrika_enqueue", "_metrika_commit_queue"),
             {"seconds": 0.0, "queries": 0, "calls": 0},
         )
 
@@ -307,8 +308,8 @@ class ConfirmSession:
         """Flush (timed), check what happened, undo it; return the figures."""
         cr = self.cr
         try:
-            # What a commit runs before COMMIT: the ORM flush and the precommit hooks (where
-            # the addon writes the conversions queued during the transaction).
+            # What a commit runs before COMMIT: the ORM flush (the orders' UPDATE, with their
+            # queued events) and the precommit hooks.
             self._timed(self.cr.flush)
             backend_cpu = backend_cpu_seconds(cr)
             if self.backend_cpu is not None and backend_cpu is not None:
@@ -325,6 +326,13 @@ class ConfirmSession:
             if self.expect_conversions is not None:
                 cr.execute("SELECT state, COUNT(*) FROM metrika_conversion GROUP BY state")
                 states = dict(cr.fetchall())
+                # Queued on the orders themselves, for the cron to write out (none was yet).
+                cr.execute(
+                    "SELECT COUNT(*) FROM sale_order WHERE id = ANY(%s) "
+                    "AND metrika_queued_events LIKE 'in_progress=%%'",
+                    [list(self.order_ids)],
+                )
+                states["queued on the order"] = cr.fetchone()[0]
                 queued = sum(states.values()) - self.before
                 self.extra.update(queued=queued, states=states)
                 assert queued == self.expect_conversions, (
@@ -562,7 +570,7 @@ def main(argv=None):
         )
     )
     print(
-        "inside _metrika_enqueue + _metrika_flush_queue (extra instrumented round): "
+        "inside _metrika_enqueue + _metrika_commit_queue (extra instrumented round): "
         "%.3f ms/order, %.2f queries/order, "
         "%d calls"
         % (

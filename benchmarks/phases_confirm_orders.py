@@ -8,9 +8,10 @@ orders. Each transaction is timed in wall-clock time (no profiler) in the phases
 ``Cursor.commit()``:
 
 * ``confirm``: ``action_confirm()`` itself;
-* ``orm flush``: the ORM's pending writes and recomputations;
+* ``orm flush``: the ORM's pending writes and recomputations (the order's UPDATE carries the
+  events the addon queued on it);
 * ``precommit``: the precommit hooks, each timed on its own (mail tracking, and the addon's
-  writing of its queue and cron trigger);
+  check that its queued events were flushed, and its cron trigger);
 * ``COMMIT``, then ``after``: clearing the transaction and the postcommit hooks.
 
 It prints, per order, each phase and each hook for both sides and the difference. No target, so

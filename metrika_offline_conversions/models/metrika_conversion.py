@@ -103,8 +103,46 @@ def _insert_statement(field, row_count):
     )
 
 
-# Where a transaction keeps what it queued until the rows are written (see _metrika_enqueue).
+# Where a transaction keeps the records it queued events of (see transaction_queue), and the
+# models whose flags to flush at commit.
 QUEUE_KEY = "metrika_conversion_queue"
+QUEUED_MODELS_KEY = "metrika_conversion_queued_models"
+# The records' field that holds the events queued and not yet written as rows, and the models
+# that have it.
+QUEUED_EVENTS_FIELD = "metrika_queued_events"
+QUEUED_MODELS = ("sale.order", "crm.lead")
+
+
+def transaction_queue(cr):
+    """``{(model, id): its metrika_queued_events before this transaction}`` of the records this
+    transaction queued events of. Kept with the postcommit callbacks' data, which goes with the
+    transaction (after COMMIT, or on ROLLBACK), not with the precommit's, which a flushing
+    savepoint clears as well."""
+    return cr.postcommit.data.setdefault(QUEUE_KEY, {})
+
+
+def format_queued_events(queued):
+    """``{event: "YYYY-MM-DD HH:MM:SS"}`` as the text of ``metrika_queued_events``."""
+    return ",".join(f"{event}={when}" for event, when in queued.items()) or False
+
+
+def parse_queued_events(text):
+    """The ``{event: datetime}`` of a ``metrika_queued_events`` text; what cannot be read (edited
+    by hand) is left out."""
+    queued = {}
+    for item in (text or "").split(","):
+        event, _sep, when = item.partition("=")
+        try:
+            when = fields.Datetime.to_datetime(when)
+        except ValueError:
+            continue
+        if event in EVENT_STATUS and when:
+            queued[event] = when
+    return queued
+
+
+# A lead's or an order's fields that count or list its conversions (not stored).
+RECORD_CONVERSION_FIELDS = ("metrika_conversion_ids", "metrika_conversion_count")
 
 
 class MetrikaConversion(models.Model):
@@ -236,41 +274,107 @@ class MetrikaConversion(models.Model):
     def _metrika_enqueue(self, records, event):
         """Queue ``event`` for every record of ``records`` (sale orders or leads).
 
-        The rows are written in the same transaction, at the latest when it commits and before
-        anything reads the queue (``_search``, ``flush_model``): one INSERT for all an action
-        queued, instead of work inside every confirmation. Idempotent per record and event (a
-        unique constraint decides, so concurrent transactions cannot queue twice), and never
-        raises into the user's action: a record that cannot be prepared gets an ``error`` row
-        that says why. When a record went back to an event it had already reached (an order
-        cancelled, then confirmed again), that event's row is queued again, so Metrica ends
-        with the record's current status.
+        The event and its time go into the record's own ``metrika_queued_events``, so they reach
+        the database in the UPDATE the user's action makes of the record anyway, in the same
+        transaction: queueing adds no statement to confirming an order. The rows are written
+        from there by the upload cron (``_metrika_write_flagged``), or at once when this
+        transaction reads the queue (``_search``, ``flush_model``). Idempotent per record and
+        event (a unique constraint decides), and never raises into the user's action: a record
+        that cannot be prepared gets an ``error`` row that says why. When a record went back to
+        an event it had already reached (an order cancelled, then confirmed again), that event's
+        row is queued again, so Metrica ends with the record's current status.
         """
+        records = records.sudo().filtered(lambda record: record._metrika_company().metrika_enabled)
         if not records:
             return
+        now = fields.Datetime.to_string(self.env.cr.now().replace(microsecond=0))
+        queue = transaction_queue(self.env.cr)
         precommit = self.env.cr.precommit
-        queue = precommit.data.get(QUEUE_KEY)
-        if queue is None:
-            queue = precommit.data[QUEUE_KEY] = {}
+        queued_models = precommit.data.get(QUEUED_MODELS_KEY)
+        if queued_models is None:
+            queued_models = precommit.data[QUEUED_MODELS_KEY] = set()
             env = self.env
-            precommit.add(lambda: env["metrika.conversion"]._metrika_flush_queue())
+            precommit.add(lambda: env["metrika.conversion"]._metrika_commit_queue())
+        queued_models.add(records._name)
+        # The field's own write: the value goes to the cache and the record's next UPDATE, with
+        # none of write()'s work (access checks, tracking, the last-modified date of an order
+        # that is only being paid).
+        field = records._fields[QUEUED_EVENTS_FIELD]
         for record in records:
-            queue.setdefault((record._name, record.id, event), True)
+            text = record[QUEUED_EVENTS_FIELD]
+            # What was queued before this transaction (see the mixin's unlink).
+            queue.setdefault((record._name, record.id), text)
+            queued = parse_queued_events(text)
+            queued[event] = now
+            field.write(record, format_queued_events(queued))
+        self._metrika_trigger_upload()
+
+    @api.model
+    def _metrika_commit_queue(self):
+        # A payment queues "paid" while the ORM flushes (payment_state is recomputed then): the
+        # flag may be set after its model was flushed, and must not be lost at COMMIT.
+        for model in self.env.cr.precommit.data.pop(QUEUED_MODELS_KEY, ()):
+            self.env[model].flush_model([QUEUED_EVENTS_FIELD])
 
     @api.model
     def _metrika_flush_queue(self):
         """Write the conversions this transaction queued; return the rows created or re-queued."""
-        queue = self.env.cr.precommit.data.pop(QUEUE_KEY, None)
+        queue = self.env.cr.postcommit.data.pop(QUEUE_KEY, None)
         if not queue:
             return self.browse()
         grouped = {}
-        for model, record_id, event in queue:
-            grouped.setdefault((model, event), []).append(record_id)
+        for model, record_id in queue:
+            grouped.setdefault(model, []).append(record_id)
         written = self.browse()
-        for (model, event), record_ids in grouped.items():
+        for model, record_ids in grouped.items():
             # Records deleted since they were queued left the queue then (see the mixin's unlink).
             # As superuser: see the mixin's _metrika_conversion_base_values.
-            written |= self._metrika_write_rows(self.env[model].sudo().browse(record_ids), event)
+            written |= self._metrika_write_queued(self.env[model].sudo().browse(record_ids))
         return written
+
+    @api.model
+    def _metrika_write_queued(self, records):
+        """Write the rows of the events ``records`` have queued, and clear their flags."""
+        dates_by_event = {}
+        for record in records:
+            for event, when in parse_queued_events(record[QUEUED_EVENTS_FIELD]).items():
+                dates_by_event.setdefault(event, {})[record.id] = when
+        records._fields[QUEUED_EVENTS_FIELD].write(records, False)
+        written = self.browse()
+        for event in EVENT_STATUS:  # in the order a record reaches them
+            event_dates = dates_by_event.get(event)
+            if event_dates:
+                written |= self._metrika_write_rows(records.browse(event_dates), event, event_dates)
+        return written
+
+    @api.model
+    def _metrika_write_flagged(self, limit):
+        """The cron's first step: write the rows of up to ``limit`` records per model whose
+        events were queued in committed transactions; return how many records were written.
+
+        The records are locked (FOR NO KEY UPDATE, which does not hold up the foreign key checks
+        of conversions being queued meanwhile); those a user's transaction is updating are
+        skipped, to be taken by the next call, with the event that transaction adds.
+        """
+        self._metrika_flush_all()
+        count = 0
+        for model in QUEUED_MODELS:
+            records = self.env[model].sudo()
+            rows = self._metrika_execute_locking(
+                SQL(
+                    "SELECT id FROM %s WHERE %s IS NOT NULL ORDER BY id LIMIT %s "
+                    "FOR NO KEY UPDATE SKIP LOCKED",
+                    SQL.identifier(records._table),
+                    SQL.identifier(QUEUED_EVENTS_FIELD),
+                    limit,
+                )
+            )
+            if rows:
+                flagged = records.browse(record_id for (record_id,) in rows)
+                self._metrika_write_queued(flagged)
+                flagged.flush_recordset([QUEUED_EVENTS_FIELD])
+                count += len(flagged)
+        return count
 
     @api.model
     def _metrika_flush_all(self):
@@ -288,7 +392,8 @@ class MetrikaConversion(models.Model):
         return super().flush_model(fnames)
 
     @api.model
-    def _metrika_write_rows(self, records, event):
+    def _metrika_write_rows(self, records, event, event_dates):
+        """Write the rows of ``event`` for ``records``, reached at ``event_dates`` (by id)."""
         rows = []
         for record in records:
             try:
@@ -297,14 +402,19 @@ class MetrikaConversion(models.Model):
                 _logger.exception("Metrica: cannot prepare %s of %s", event, record)
                 values = self._metrika_failed_values(record, event, err)
             if values:
+                values["event_date"] = event_dates[record.id]
                 rows.append(values)
         if not rows:
             return self.browse()
         queued = self._metrika_insert(records._metrika_conversion_field, rows)
         if queued:
-            # Neither field is stored: nothing to flush first.
-            records.invalidate_recordset(
-                ["metrika_conversion_ids", "metrika_conversion_count"], flush=False
+            # Their cached values no longer count the new rows. Neither field is stored, and
+            # the rows were written by SQL: only the records' cache of the two is out of date
+            # (invalidate_recordset would also flush and drop the conversions' whole cache of
+            # the inverse field).
+            cache = self.env.cache
+            cache.invalidate(
+                [(records._fields[fname], records._ids) for fname in RECORD_CONVERSION_FIELDS]
             )
             self._metrika_trigger_upload()
         return queued
@@ -407,6 +517,9 @@ class MetrikaConversion(models.Model):
                 WHERE conversion.%(field)s = again.record_id
                   AND conversion.event = again.event
                   AND conversion.state IN ('sent', 'skipped', 'error')
+                  -- Reached again since the row was written: the cron may find a flag that
+                  -- was written out already (set again by a transaction that had read it).
+                  AND conversion.event_date < again.event_date
                   -- A goal hit reaches Metrica at most once (a manager's Resend aside): goal
                   -- hits have no order to update, a second one would be counted again.
                   AND NOT (conversion.state = 'sent' AND conversion.transport = %(offline)s)
@@ -573,12 +686,18 @@ class MetrikaConversion(models.Model):
 
     @api.model
     def _cron_upload(self):
-        """One step of the upload: settle open uploads, poll, send one batch (UploadRun).
+        """One step of the upload: write the rows of the events queued on records (up to a
+        batch of records), or else settle open uploads, poll and send one batch (UploadRun).
 
         Odoo's scheduler calls it again at once while ``_notify_progress`` reports work left
         (up to ten times a run, committing after each call), and the cron is triggered for the
         next retry or check that falls due.
         """
+        written = self._metrika_write_flagged(const.MAX_BATCH_SIZE)
+        if written:
+            # The rows are committed before anything is sent: the next call sends them.
+            self.env["ir.cron"]._notify_progress(done=written, remaining=written)
+            return written
         done = UploadRun(self.env).run()
         # The scheduler only needs to know whether to call again: a large queue is not counted
         # whole after every batch.

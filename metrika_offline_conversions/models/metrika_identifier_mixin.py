@@ -11,7 +11,7 @@ from ..metrika_core.identifiers import (
     normalize_phone,
     normalize_yclid,
 )
-from .metrika_conversion import EVENT_STATUS, QUEUE_KEY
+from .metrika_conversion import EVENT_STATUS, QUEUE_KEY, QUEUED_EVENTS_FIELD
 
 # _metrika_identifiers' default: local phone numbers are read in the record's company's country.
 COMPANY_REGION = object()
@@ -56,6 +56,14 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         help="How well Metrica can link this record to a visit: maximum with a ClientID and a "
         "phone or e-mail, good with a ClientID only, medium with a phone or e-mail only.",
     )
+    # Events reached and not yet written as conversions (see metrika.conversion's
+    # _metrika_enqueue): written with the record's own UPDATE, cleared when written out.
+    metrika_queued_events = fields.Char(
+        string="Metrica events to write",
+        index="btree_not_null",
+        copy=False,
+        readonly=True,
+    )
     metrika_conversion_count = fields.Integer(
         string="Metrica conversions",
         compute="_compute_metrika_conversion_count",
@@ -77,12 +85,16 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         return result
 
     def unlink(self):
-        # Conversions queued in this transaction for these records must not be written.
-        queue = self.env.cr.precommit.data.get(QUEUE_KEY)
-        if queue:
-            ids = set(self.ids)
-            for key in [key for key in queue if key[0] == self._name and key[1] in ids]:
-                del queue[key]
+        # Conversions queued in this transaction for these records must not be written; those
+        # queued before and not yet written out are, before their flags go with the records.
+        queue = self.env.cr.postcommit.data.get(QUEUE_KEY) or {}
+        field = self._fields[QUEUED_EVENTS_FIELD]
+        for record in self.sudo():
+            if (self._name, record.id) in queue:
+                field.write(record, queue.pop((self._name, record.id)))
+        flagged = self.sudo().filtered(QUEUED_EVENTS_FIELD)
+        if flagged:
+            self.env["metrika.conversion"]._metrika_write_queued(flagged)
         return super().unlink()
 
     @api.model
@@ -139,12 +151,15 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         """(amount, currency) this record is worth."""
         raise NotImplementedError
 
-    def _metrika_conversion_base_values(self, event):
+    def _metrika_conversion_base_values(self, event, company=None):
+        """The row's description of the record (its event date is the caller's, see
+        _metrika_write_rows); ``company`` is its ``_metrika_company()``, when the caller has read
+        it already."""
         self.ensure_one()
         # The row describes the record, whoever's action queued it: an accountant paying an
         # invoice may not read the order's opportunity, a salesperson may not read a colleague's.
         record = self.sudo()
-        company = record._metrika_company()
+        company = company or record._metrika_company()
         order_id, created = record._metrika_order_reference()
         amount, currency = record._metrika_revenue()
         return {
@@ -155,7 +170,6 @@ class MetrikaIdentifierMixin(models.AbstractModel):
             "order_status": record._metrika_order_status(event),
             "metrika_order_id": order_id,
             "order_create_date": created,
-            "event_date": self.env.cr.now().replace(microsecond=0),
             "revenue": amount,
             "currency_id": currency.id,
             "transport": company.metrika_transport,
@@ -176,15 +190,15 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         company = record._metrika_company()
         if not (company.metrika_enabled and record._metrika_sends(event, company)):
             return None
-        values = record._metrika_conversion_base_values(event)
+        values = record._metrika_conversion_base_values(event, company)
         # Goal-based conversions need a click; whether a customer without one has a phone or an
         # e-mail is left to the upload, which reads them anyway (a query less on confirming).
-        if company.metrika_transport == const.TRANSPORT_OFFLINE and not (
+        if values["transport"] == const.TRANSPORT_OFFLINE and not (
             record.metrika_client_id or record.metrika_yclid
         ):
             values.update(
                 state=const.STATE_SKIPPED,
-                failure_reason="no_identifier",
+                failure_reason=const.REASON_NO_IDENTIFIER,
                 last_error=_(
                     "Goal-based conversions need a ClientID or a yclid; this record has neither."
                 ),

@@ -5,6 +5,7 @@ import psycopg2
 from odoo import api, fields, models
 
 from .. import const
+from .metrika_conversion import parse_queued_events
 
 _logger = logging.getLogger(__name__)
 # Where an order's phone and e-mail come from: its customer's fields.
@@ -131,16 +132,27 @@ class SaleOrder(models.Model):
         return result
 
     def _metrika_enqueue_cancelled(self):
-        # Metrica only hears of a cancellation for an order it was told about.
-        known = (
-            self.env["metrika.conversion"]
-            .sudo()
-            .search([("sale_order_id", "in", self.ids), ("event", "=", const.EVENT_IN_PROGRESS)])
-            .sale_order_id
+        # Metrica only hears of a cancellation for an order it was told about, or is being told
+        # about (its "created" still queued on the order).
+        orders = self.sudo()
+        flagged = orders.filtered(
+            lambda order: (
+                const.EVENT_IN_PROGRESS in parse_queued_events(order.metrika_queued_events)
+            )
         )
-        if known:
+        others = orders - flagged
+        if others:
+            flagged |= (
+                self.env["metrika.conversion"]
+                .sudo()
+                .search(
+                    [("sale_order_id", "in", others.ids), ("event", "=", const.EVENT_IN_PROGRESS)]
+                )
+                .sale_order_id
+            )
+        if flagged:
             self.env["metrika.conversion"]._metrika_enqueue(
-                self.browse(known.ids), const.EVENT_CANCELLED
+                self.browse(flagged.ids), const.EVENT_CANCELLED
             )
 
     def _metrika_is_paid(self):

@@ -18,6 +18,10 @@ from odoo.tools import mute_logger
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.models.metrika_conversion import (
+    QUEUE_KEY,
+    parse_queued_events,
+)
 from odoo.addons.sale.tests.common import SaleCommon
 
 from .common import CLIENT_ID, MetrikaCase, csv_rows
@@ -165,7 +169,7 @@ class TestConversionEvents(MetrikaCase):
         kept = self.make_order(confirm=False)
         name = order.name
         order.unlink()
-        self.env.cr.precommit.run()  # what the commit runs: the queue is written
+        self.env.cr.precommit.run()  # what the commit runs before COMMIT
         self.assertFalse(self.Conversion.search([("record_name", "=", name)]))
         self.assertEqual(len(self.conversions(kept)), 1)
 
@@ -195,6 +199,7 @@ class TestConversionEvents(MetrikaCase):
         # A lead is held to the same rule.
         self.send_leads()
         lead = self.make_lead()
+        self.assertEqual(len(self.conversions(lead)), 1)
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
             self.env.cr.execute(
                 "INSERT INTO metrika_conversion "
@@ -646,8 +651,8 @@ class TestConversionEvents(MetrikaCase):
         ):
             order = self.make_order()
             self.assertEqual(order.state, "sale")
-            # The rows are written when the transaction commits (or the queue is read).
-            self.env.cr.precommit.run()
+            # The rows are written when the queue is read (or by the cron).
+            self.Conversion._metrika_flush_queue()
         self.assertRecordValues(
             self.conversions(order),
             [
@@ -668,7 +673,7 @@ class TestConversionEvents(MetrikaCase):
         Trigger = self.env["ir.cron.trigger"].sudo()
         before = Trigger.search_count([("cron_id", "=", cron.id)])
         order = self.make_order()
-        self.assertTrue(self.env.cr.precommit.data.get("metrika_conversion_queue"))
+        self.assertTrue(order.metrika_queued_events)
         self.assertEqual(
             Trigger.search_count([("cron_id", "=", cron.id)]),
             before,
@@ -684,7 +689,108 @@ class TestConversionEvents(MetrikaCase):
         self.assertLessEqual(soon, now + timedelta(seconds=1))
         self.assertGreaterEqual(slot_end, soon)
         self.assertLessEqual(slot_end, now + timedelta(seconds=const.TRIGGER_SLOT_SECONDS + 1))
-        self.assertEqual(len(self.conversions(order)), 1, "written by the commit's precommit")
+        self.assertEqual(len(self.conversions(order)), 1, "written when the queue is read")
+
+    def commit_elsewhere(self):
+        """What a commit leaves for the cron: the flags on the records, in the database; this
+        transaction's memory of what it queued is gone."""
+        self.env.cr.precommit.run()
+        self.env.cr.postcommit.data.pop(QUEUE_KEY, None)
+
+    def test_confirming_queues_on_the_order_in_its_own_update(self):
+        order = self.make_order(confirm=False)
+        order.action_confirm()
+        self.env.cr.precommit.run()  # what the commit runs before COMMIT
+        self.env.cr.execute(
+            "SELECT metrika_queued_events, "
+            "(SELECT COUNT(*) FROM metrika_conversion WHERE sale_order_id = sale_order.id) "
+            "FROM sale_order WHERE id = %s",
+            [order.id],
+        )
+        flag, rows = self.env.cr.fetchone()
+        self.assertEqual(rows, 0, "no statement of its own: no row until the queue is read")
+        queued = parse_queued_events(flag)
+        self.assertEqual(list(queued), [const.EVENT_IN_PROGRESS])
+        self.assertEqual(queued[const.EVENT_IN_PROGRESS], self.env.cr.now().replace(microsecond=0))
+        self.assertEqual(len(self.conversions(order)), 1, "written when the queue is read")
+        self.assertFalse(order.metrika_queued_events)
+
+    def test_cron_writes_the_events_queued_in_committed_transactions(self):
+        order = self.make_order()
+        queued_at = parse_queued_events(order.metrika_queued_events)[const.EVENT_IN_PROGRESS]
+        self.commit_elsewhere()
+        self.assertFalse(self.conversions(order), "written by the cron, not by reading")
+        self.assertEqual(self.Conversion._cron_upload(), 1, "one record written out")
+        self.assertFalse(self.upload_requests(), "nothing sent in the call that wrote the rows")
+        self.assertRecordValues(
+            self.conversions(order),
+            [
+                {
+                    **pending_row(
+                        order,
+                        const.EVENT_IN_PROGRESS,
+                        "IN_PROGRESS",
+                        f"so-{order.id}",
+                        order.amount_total,
+                    ),
+                    "event_date": queued_at,
+                }
+            ],
+        )
+        self.assertFalse(order.metrika_queued_events)
+        self.assertEqual(self.Conversion._metrika_write_flagged(100), 0, "nothing left")
+        self.run_cron()
+        self.assertEqual(len(self.upload_requests()), 1)
+
+    def test_cron_writes_a_flag_set_again_once_only(self):
+        # A transaction that read the flag before the cron wrote it out sets it again, with the
+        # events already written: they must not be queued a second time.
+        order = self.make_order()
+        flag = order.metrika_queued_events
+        self.commit_elsewhere()
+        self.Conversion._metrika_write_flagged(100)
+        conversion = self.conversions(order)
+        conversion.sudo().write({"state": const.STATE_SENT})
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE sale_order SET metrika_queued_events = %s WHERE id = %s", [flag, order.id]
+        )
+        order.invalidate_recordset()
+        self.assertEqual(self.Conversion._metrika_write_flagged(100), 1)
+        self.assertEqual(self.conversions(order), conversion)
+        self.assertRecordValues(conversion, [{"state": const.STATE_SENT}])
+
+    def test_deleting_a_record_writes_what_was_queued_before(self):
+        self.company.metrika_order_event = "created"
+        order = self.make_order(confirm=False)
+        self.commit_elsewhere()
+        order._action_cancel()  # queued in this transaction: Metrica never heard of it
+        name = order.name
+        order.unlink()
+        self.assertRecordValues(
+            self.Conversion.search([("record_name", "=", name)]),
+            [{"event": const.EVENT_IN_PROGRESS, "sale_order_id": False}],
+        )
+
+    def test_payment_queued_while_the_orm_flushes_is_kept(self):
+        order = self.make_order()
+        self.Conversion._metrika_flush_queue()
+        self.commit_elsewhere()
+        # As when payment_state is recomputed during the commit's flush: the flag is written
+        # after the order's own UPDATE.
+        self.env.flush_all()
+        self.Conversion._metrika_enqueue(order, const.EVENT_PAID)
+        self.env.cr.precommit.run()
+        self.env.cr.execute(
+            "SELECT metrika_queued_events FROM sale_order WHERE id = %s", [order.id]
+        )
+        self.assertIn(const.EVENT_PAID, parse_queued_events(self.env.cr.fetchone()[0]))
+
+    def test_queue_is_kept_across_a_flushing_savepoint(self):
+        order = self.make_order()
+        with self.env.cr.savepoint():  # runs the precommit callbacks
+            pass
+        self.assertEqual(len(self.conversions(order)), 1)
 
     def test_sales_user_queues_but_cannot_read_the_log(self):
         salesman = new_test_user(

@@ -372,6 +372,37 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             "all sent once, each in one upload",
         )
 
+    def test_cron_skips_an_order_a_user_is_updating(self):
+        """The cron writes out the events queued on an order, but never waits for a user who is
+        updating it: that order is taken by the next call."""
+        order_id = self.order_ids[0]
+        with self.registry.cursor() as cr:
+            # Set again by a transaction that had read it before it was written out: stale.
+            cr.execute(
+                "UPDATE sale_order SET metrika_queued_events = %s WHERE id = %s",
+                ["in_progress=2000-01-01 00:00:00", order_id],
+            )
+        user_cr = self.registry.cursor()
+        try:
+            user_cr.execute("UPDATE sale_order SET note = note WHERE id = %s", [order_id])
+            with self.registry.cursor() as cron_cr:
+                cron_cr.execute("SET LOCAL lock_timeout = '5s'")
+                env = api.Environment(cron_cr, SUPERUSER_ID, {})
+                self.assertEqual(env["metrika.conversion"]._metrika_write_flagged(100), 0)
+        finally:
+            user_cr.rollback()
+            user_cr.close()
+        with self.registry.cursor() as cron_cr:
+            env = api.Environment(cron_cr, SUPERUSER_ID, {})
+            self.assertEqual(env["metrika.conversion"]._metrika_write_flagged(100), 1)
+            cron_cr.execute(
+                "SELECT metrika_queued_events, "
+                "(SELECT COUNT(*) FROM metrika_conversion WHERE sale_order_id = sale_order.id) "
+                "FROM sale_order WHERE id = %s",
+                [order_id],
+            )
+            self.assertEqual(cron_cr.fetchone(), (None, 1), "cleared, and nothing queued twice")
+
     def test_interleaved_cursors_take_disjoint_batches(self):
         """The same, step by step: what worker B may take while A holds or has just sent."""
         cr_a = self.registry.cursor()
