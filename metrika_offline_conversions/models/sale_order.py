@@ -135,14 +135,14 @@ class SaleOrder(models.Model):
         # Metrica only hears of a cancellation for an order it was told about, or is being told
         # about (its "created" still queued on the order).
         orders = self.sudo()
-        flagged = orders.filtered(
+        known = orders.filtered(
             lambda order: (
                 const.EVENT_IN_PROGRESS in parse_queued_events(order.metrika_queued_events)
             )
         )
-        others = orders - flagged
+        others = orders - known
         if others:
-            flagged |= (
+            known |= (
                 self.env["metrika.conversion"]
                 .sudo()
                 .search(
@@ -150,9 +150,9 @@ class SaleOrder(models.Model):
                 )
                 .sale_order_id
             )
-        if flagged:
+        if known:
             self.env["metrika.conversion"]._metrika_enqueue(
-                self.browse(flagged.ids), const.EVENT_CANCELLED
+                self.browse(known.ids), const.EVENT_CANCELLED
             )
 
     def _metrika_is_paid(self):
