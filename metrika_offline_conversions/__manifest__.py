@@ -1,7 +1,7 @@
 {
     "name": "Yandex Metrica Offline Conversions",
     "summary": "Send CRM leads and sale orders to Yandex Metrica as offline conversions",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "metrika_offline_conversions contributors",

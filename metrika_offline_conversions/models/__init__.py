@@ -1,4 +1,7 @@
 from . import metrika_conversion
+from . import metrika_conversion_queue
+from . import metrika_conversion_cron
+from . import metrika_conversion_state
 from . import metrika_upload
 from . import metrika_identifier_mixin
 from . import res_company

@@ -1,5 +1,4 @@
 from odoo import api, fields, models
-from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import formats
@@ -76,12 +75,17 @@ class CrmLead(models.Model):
         if watch:
             watch._metrika_enqueue_outcome(before)
         if "lost_reason_id" in vals:
-            self._metrika_update_lost_status()
+            self.env["metrika.conversion"]._metrika_restate_lost_leads(self)
         if vals.get("metrika_client_id") or vals.get("metrika_yclid"):
             # Quotations without identifiers of their own take the lead's (a stored compute,
             # no write): their conversions skipped for want of one can go out now.
             self.sudo().order_ids._metrika_retry_skipped()
         return result
+
+    def _merge_get_fields(self):
+        # Merging keeps the first identifier found, the kept lead's first: without this, the
+        # visit of a lead merged away would be lost with it.
+        return [*super()._merge_get_fields(), "metrika_client_id", "metrika_yclid"]
 
     @api.model
     def message_new(self, msg_dict, custom_values=None):
@@ -103,27 +107,17 @@ class CrmLead(models.Model):
         lost = self.filtered(
             lambda lead: lead._metrika_outcome() == const.LEAD_LOST != before.get(lead.id)
         )
+        # A lead won or lost before and open again (restored, moved back to an open stage) is in
+        # progress again for Metrica.
+        reopened = self.filtered(
+            lambda lead: (
+                lead._metrika_outcome() == const.LEAD_OPEN
+                and before.get(lead.id) in (const.LEAD_WON, const.LEAD_LOST)
+            )
+        )
         conversions._metrika_enqueue(won, const.EVENT_PAID)
         conversions._metrika_enqueue(lost, const.EVENT_CANCELLED)
-
-    def _metrika_update_lost_status(self):
-        """The Lost wizard archives first and sets the reason after: settle spam then."""
-        for status, leads in (
-            (formats.SPAM, self.filtered(lambda lead: lead._metrika_is_spam())),
-            (formats.CANCELLED, self.filtered(lambda lead: not lead._metrika_is_spam())),
-        ):
-            if leads:
-                self.env["metrika.conversion"]._metrika_flush_all()
-                self.env.cr.execute(
-                    SQL(
-                        "UPDATE metrika_conversion SET order_status = %s "
-                        "WHERE lead_id = ANY(%s) AND event = %s AND state = 'pending'",
-                        status,
-                        leads.ids,
-                        const.EVENT_CANCELLED,
-                    )
-                )
-        self.env["metrika.conversion"].invalidate_model(["order_status"])
+        conversions._metrika_enqueue(reopened, const.EVENT_IN_PROGRESS)
 
     def _metrika_enqueue_current_state(self):
         conversions = self.env["metrika.conversion"]

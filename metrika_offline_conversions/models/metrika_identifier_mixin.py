@@ -1,7 +1,7 @@
 import logging
 
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 
 from .. import const
 from ..metrika_core.identifiers import (
@@ -11,7 +11,7 @@ from ..metrika_core.identifiers import (
     normalize_phone,
     normalize_yclid,
 )
-from .metrika_conversion import EVENT_STATUS, QUEUE_KEY, QUEUED_EVENTS_FIELD
+from .metrika_conversion import EVENT_STATUS
 
 # _metrika_identifiers' default: local phone numbers are read in the record's company's country.
 COMPANY_REGION = object()
@@ -56,14 +56,6 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         help="How well Metrica can link this record to a visit: maximum with a ClientID and a "
         "phone or e-mail, good with a ClientID only, medium with a phone or e-mail only.",
     )
-    # Events reached and not yet written as conversions (see metrika.conversion's
-    # _metrika_enqueue): written with the record's own UPDATE, cleared when written out.
-    metrika_queued_events = fields.Char(
-        string="Metrica events to write",
-        index="btree_not_null",
-        copy=False,
-        readonly=True,
-    )
     metrika_conversion_count = fields.Integer(
         string="Metrica conversions",
         compute="_compute_metrika_conversion_count",
@@ -83,19 +75,6 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         elif any(vals.get(fname) for fname in self._metrika_contact_fields):
             self._metrika_retry_skipped(contact_only=True)
         return result
-
-    def unlink(self):
-        # Conversions queued in this transaction for these records must not be written; those
-        # queued before and not yet written out are, before their flags go with the records.
-        queue = self.env.cr.postcommit.data.get(QUEUE_KEY) or {}
-        field = self._fields[QUEUED_EVENTS_FIELD]
-        for record in self.sudo():
-            if (self._name, record.id) in queue:
-                field.write(record, queue.pop((self._name, record.id)))
-        flagged = self.sudo().filtered(QUEUED_EVENTS_FIELD)
-        if flagged:
-            self.env["metrika.conversion"]._metrika_write_queued(flagged)
-        return super().unlink()
 
     @api.model
     def _metrika_normalize_vals(self, vals):
@@ -153,7 +132,7 @@ class MetrikaIdentifierMixin(models.AbstractModel):
 
     def _metrika_conversion_base_values(self, event, company=None):
         """The row's description of the record (its event date is the caller's, see
-        _metrika_write_rows); ``company`` is its ``_metrika_company()``, when the caller has read
+        _metrika_enqueue); ``company`` is its ``_metrika_company()``, when the caller has read
         it already."""
         self.ensure_one()
         # The row describes the record, whoever's action queued it: an accountant paying an
@@ -283,7 +262,14 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         return action
 
     def action_metrika_send_now(self):
-        """Queue what is due for these records and wake the upload at once; never sends inline."""
+        """Queue what is due for these records and wake the upload at once; never sends inline.
+
+        It changes what is sent (errors go back to the queue): managers only, checked here and
+        not only by the button's groups. The records must be readable by the manager.
+        """
+        if not self.env.user.has_group("metrika_offline_conversions.group_metrika_manager"):
+            raise AccessError(_("Only Yandex Metrica managers may send conversions by hand."))
+        self.check_access("read")
         self._metrika_enqueue_current_state()
         conversions = (
             self.env["metrika.conversion"]

@@ -5,7 +5,6 @@ import psycopg2
 from odoo import api, fields, models
 
 from .. import const
-from .metrika_conversion import parse_queued_events
 
 _logger = logging.getLogger(__name__)
 # Where an order's phone and e-mail come from: its customer's fields.
@@ -91,12 +90,7 @@ class SaleOrder(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         orders = super().create(vals_list)
-        created_mode = orders.filtered(
-            lambda order: (
-                order.company_id.metrika_order_event == const.ORDER_EVENT_CREATED
-                and not order._metrika_is_website_cart()
-            )
-        )
+        created_mode = orders.filtered(lambda order: order._metrika_counts_when_created())
         if created_mode:
             self.env["metrika.conversion"]._metrika_enqueue(created_mode, const.EVENT_IN_PROGRESS)
         return orders
@@ -131,25 +125,31 @@ class SaleOrder(models.Model):
         self._metrika_enqueue_cancelled()
         return result
 
-    def _metrika_enqueue_cancelled(self):
-        # Metrica only hears of a cancellation for an order it was told about, or is being told
-        # about (its "created" still queued on the order).
-        orders = self.sudo()
-        known = orders.filtered(
-            lambda order: (
-                const.EVENT_IN_PROGRESS in parse_queued_events(order.metrika_queued_events)
-            )
+    def action_draft(self):
+        cancelled = self.filtered(lambda order: order.state == "cancel")
+        result = super().action_draft()
+        # Where quotations count (sent when created), a cancelled order set back to quotation is
+        # in progress again: Metrica must not keep it as cancelled.
+        reopened = cancelled.filtered(lambda order: order._metrika_counts_when_created())
+        if reopened:
+            self.env["metrika.conversion"]._metrika_enqueue(reopened, const.EVENT_IN_PROGRESS)
+        return result
+
+    def _metrika_counts_when_created(self):
+        self.ensure_one()
+        return (
+            self.company_id.metrika_order_event == const.ORDER_EVENT_CREATED
+            and not self._metrika_is_website_cart()
         )
-        others = orders - known
-        if others:
-            known |= (
-                self.env["metrika.conversion"]
-                .sudo()
-                .search(
-                    [("sale_order_id", "in", others.ids), ("event", "=", const.EVENT_IN_PROGRESS)]
-                )
-                .sale_order_id
-            )
+
+    def _metrika_enqueue_cancelled(self):
+        # Metrica only hears of a cancellation for an order it was told about.
+        known = (
+            self.env["metrika.conversion"]
+            .sudo()
+            .search([("sale_order_id", "in", self.ids), ("event", "=", const.EVENT_IN_PROGRESS)])
+            .sale_order_id
+        )
         if known:
             self.env["metrika.conversion"]._metrika_enqueue(
                 self.browse(known.ids), const.EVENT_CANCELLED
@@ -211,7 +211,10 @@ class SaleOrder(models.Model):
             self.filtered(
                 lambda order: (
                     order.state == "sale"
-                    or order.company_id.metrika_order_event == const.ORDER_EVENT_CREATED
+                    or (
+                        order.state in ("draft", "sent")
+                        and order.company_id.metrika_order_event == const.ORDER_EVENT_CREATED
+                    )
                 )
             ),
             const.EVENT_IN_PROGRESS,

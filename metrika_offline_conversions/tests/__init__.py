@@ -10,3 +10,4 @@ from . import test_capture_rules
 from . import test_capture_email
 from . import test_capture_portal
 from . import test_conversion_access
+from . import test_outbox

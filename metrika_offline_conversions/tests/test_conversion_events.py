@@ -14,19 +14,15 @@ from psycopg2 import IntegrityError
 from odoo import Command, fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
-from odoo.tools import mute_logger
+from odoo.tools import SQL, mute_logger
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
 from odoo.addons.metrika_offline_conversions import const
-from odoo.addons.metrika_offline_conversions.models.metrika_conversion import (
-    QUEUE_KEY,
-    parse_queued_events,
-)
 from odoo.addons.sale.tests.common import SaleCommon
 
 from .common import CLIENT_ID, MetrikaCase, csv_rows
 
-ENQUEUE_LOGGER = "odoo.addons.metrika_offline_conversions.models.metrika_conversion"
+ENQUEUE_LOGGER = "odoo.addons.metrika_offline_conversions.models.metrika_conversion_queue"
 PAID_STATES = ("paid", "in_payment")
 
 
@@ -143,6 +139,12 @@ class TestConversionEvents(MetrikaCase):
                 self.order_row(order, const.EVENT_CANCELLED, "CANCELLED"),
             ],
         )
+        confirmed, cancelled = self.conversions(order)
+        self.assertGreater(
+            confirmed.queued_sequence,
+            cancelled.queued_sequence,
+            "the row of the order's current status is the one queued last",
+        )
 
     def test_order_confirmed_again_after_a_sent_cancellation_is_queued_again(self):
         order = self.make_order()
@@ -159,18 +161,21 @@ class TestConversionEvents(MetrikaCase):
         self.assertRecordValues(confirmed, [{"state": "pending", "attempt_count": 0}])
         self.assertGreater(confirmed.event_date, cancelled.event_date)
         self.assertRecordValues(cancelled, [{"state": "sent"}])
+        self.assertGreater(confirmed.queued_sequence, cancelled.queued_sequence)
         # Confirming once more changes nothing: the row is already queued.
-        self.Conversion._metrika_enqueue(order, const.EVENT_IN_PROGRESS)
-        self.assertFalse(self.Conversion._metrika_flush_queue())
+        self.assertFalse(self.Conversion._metrika_enqueue(order, const.EVENT_IN_PROGRESS))
 
-    def test_record_deleted_before_the_commit_leaves_the_queue(self):
+    def test_deleted_quotation_keeps_its_row_in_the_log(self):
         self.company.metrika_order_event = "created"
         order = self.make_order(confirm=False)
         kept = self.make_order(confirm=False)
         name = order.name
         order.unlink()
-        self.env.cr.precommit.run()  # what the commit runs before COMMIT
-        self.assertFalse(self.Conversion.search([("record_name", "=", name)]))
+        # The log keeps what was queued; the upload skips it (the record is gone).
+        self.assertRecordValues(
+            self.Conversion.search([("record_name", "=", name)]),
+            [{"event": const.EVENT_IN_PROGRESS, "sale_order_id": False, "state": "pending"}],
+        )
         self.assertEqual(len(self.conversions(kept)), 1)
 
     def test_database_refuses_a_second_row_per_order_and_event(self):
@@ -463,7 +468,6 @@ class TestConversionEvents(MetrikaCase):
         # see the whole deal (and not raise).
         conversions = self.Conversion.with_user(seller)
         conversions._metrika_enqueue(order, const.EVENT_IN_PROGRESS)
-        conversions._metrika_flush_queue()
         self.assertRecordValues(
             self.conversions(order),
             [
@@ -651,8 +655,6 @@ class TestConversionEvents(MetrikaCase):
         ):
             order = self.make_order()
             self.assertEqual(order.state, "sale")
-            # The rows are written when the queue is read (or by the cron).
-            self.Conversion._metrika_flush_queue()
         self.assertRecordValues(
             self.conversions(order),
             [
@@ -673,7 +675,7 @@ class TestConversionEvents(MetrikaCase):
         Trigger = self.env["ir.cron.trigger"].sudo()
         before = Trigger.search_count([("cron_id", "=", cron.id)])
         order = self.make_order()
-        self.assertTrue(order.metrika_queued_events)
+        self.assertEqual(len(self.conversions(order)), 1, "written in the user's transaction")
         self.assertEqual(
             Trigger.search_count([("cron_id", "=", cron.id)]),
             before,
@@ -689,102 +691,32 @@ class TestConversionEvents(MetrikaCase):
         self.assertLessEqual(soon, now + timedelta(seconds=1))
         self.assertGreaterEqual(slot_end, soon)
         self.assertLessEqual(slot_end, now + timedelta(seconds=const.TRIGGER_SLOT_SECONDS + 1))
-        self.assertEqual(len(self.conversions(order)), 1, "written when the queue is read")
 
-    def commit_elsewhere(self):
-        """What a commit leaves for the cron: the flags on the records, in the database; this
-        transaction's memory of what it queued is gone."""
-        self.env.cr.precommit.run()
-        self.env.cr.postcommit.data.pop(QUEUE_KEY, None)
-
-    def test_confirming_queues_on_the_order_in_its_own_update(self):
-        order = self.make_order(confirm=False)
-        order.action_confirm()
-        self.env.cr.precommit.run()  # what the commit runs before COMMIT
-        self.env.cr.execute(
-            "SELECT metrika_queued_events, "
-            "(SELECT COUNT(*) FROM metrika_conversion WHERE sale_order_id = sale_order.id) "
-            "FROM sale_order WHERE id = %s",
-            [order.id],
-        )
-        flag, rows = self.env.cr.fetchone()
-        self.assertEqual(rows, 0, "no statement of its own: no row until the queue is read")
-        queued = parse_queued_events(flag)
-        self.assertEqual(list(queued), [const.EVENT_IN_PROGRESS])
-        self.assertEqual(queued[const.EVENT_IN_PROGRESS], self.env.cr.now().replace(microsecond=0))
-        self.assertEqual(len(self.conversions(order)), 1, "written when the queue is read")
-        self.assertFalse(order.metrika_queued_events)
-
-    def test_cron_writes_the_events_queued_in_committed_transactions(self):
-        order = self.make_order()
-        queued_at = parse_queued_events(order.metrika_queued_events)[const.EVENT_IN_PROGRESS]
-        self.commit_elsewhere()
-        self.assertFalse(self.conversions(order), "written by the cron, not by reading")
-        self.assertEqual(self.Conversion._cron_upload(), 1, "one record written out")
-        self.assertFalse(self.upload_requests(), "nothing sent in the call that wrote the rows")
-        self.assertRecordValues(
-            self.conversions(order),
-            [
-                {
-                    **pending_row(
-                        order,
-                        const.EVENT_IN_PROGRESS,
-                        "IN_PROGRESS",
-                        f"so-{order.id}",
-                        order.amount_total,
-                    ),
-                    "event_date": queued_at,
-                }
-            ],
-        )
-        self.assertFalse(order.metrika_queued_events)
-        self.assertEqual(self.Conversion._metrika_write_flagged(100), 0, "nothing left")
-        self.run_cron()
-        self.assertEqual(len(self.upload_requests()), 1)
-
-    def test_cron_writes_a_flag_set_again_once_only(self):
-        # A transaction that read the flag before the cron wrote it out sets it again, with the
-        # events already written: they must not be queued a second time.
-        order = self.make_order()
-        flag = order.metrika_queued_events
-        self.commit_elsewhere()
-        self.Conversion._metrika_write_flagged(100)
-        conversion = self.conversions(order)
-        conversion.sudo().write({"state": const.STATE_SENT})
+    def test_confirming_writes_the_row_with_one_statement(self):
+        orders = self.make_order(confirm=False) | self.make_order(confirm=False)
         self.env.flush_all()
-        self.env.cr.execute(
-            "UPDATE sale_order SET metrika_queued_events = %s WHERE id = %s", [flag, order.id]
-        )
-        order.invalidate_recordset()
-        self.assertEqual(self.Conversion._metrika_write_flagged(100), 1)
-        self.assertEqual(self.conversions(order), conversion)
-        self.assertRecordValues(conversion, [{"state": const.STATE_SENT}])
+        statements = []
+        execute = type(self.env.cr).execute
 
-    def test_deleting_a_record_writes_what_was_queued_before(self):
-        self.company.metrika_order_event = "created"
-        order = self.make_order(confirm=False)
-        self.commit_elsewhere()
-        order._action_cancel()  # queued in this transaction: Metrica never heard of it
-        name = order.name
-        order.unlink()
-        self.assertRecordValues(
-            self.Conversion.search([("record_name", "=", name)]),
-            [{"event": const.EVENT_IN_PROGRESS, "sale_order_id": False}],
-        )
+        def counting_execute(cr, query, params=None, log_exceptions=True):
+            statements.append(query.code if isinstance(query, SQL) else str(query))
+            return execute(cr, query, params, log_exceptions)
 
-    def test_payment_queued_while_the_orm_flushes_is_kept(self):
-        order = self.make_order()
-        self.Conversion._metrika_flush_queue()
-        self.commit_elsewhere()
-        # As when payment_state is recomputed during the commit's flush: the flag is written
-        # after the order's own UPDATE.
-        self.env.flush_all()
-        self.Conversion._metrika_enqueue(order, const.EVENT_PAID)
-        self.env.cr.precommit.run()
+        with patch.object(type(self.env.cr), "execute", counting_execute):
+            self.Conversion._metrika_enqueue(orders, const.EVENT_IN_PROGRESS)
+        self.assertEqual(len(statements), 1, statements)
+        self.assertTrue(statements[0].startswith("INSERT INTO metrika_conversion"))
+        # Read back with plain SQL: the rows are in the table, in this transaction.
         self.env.cr.execute(
-            "SELECT metrika_queued_events FROM sale_order WHERE id = %s", [order.id]
+            "SELECT sale_order_id, event, state, event_date FROM metrika_conversion "
+            "WHERE sale_order_id = ANY(%s) ORDER BY sale_order_id",
+            [orders.ids],
         )
-        self.assertIn(const.EVENT_PAID, parse_queued_events(self.env.cr.fetchone()[0]))
+        now = self.env.cr.now().replace(microsecond=0)
+        self.assertEqual(
+            self.env.cr.fetchall(),
+            [(order.id, const.EVENT_IN_PROGRESS, const.STATE_PENDING, now) for order in orders],
+        )
 
     def test_queue_is_kept_across_a_flushing_savepoint(self):
         order = self.make_order()

@@ -106,8 +106,9 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
                 ]
             )
             cls.order_ids = orders.ids
-            env["metrika.conversion"]._metrika_enqueue(orders, const.EVENT_IN_PROGRESS)
-            conversions = env["metrika.conversion"]._metrika_flush_queue()
+            conversions = env["metrika.conversion"]._metrika_enqueue(
+                orders, const.EVENT_IN_PROGRESS
+            )
             cls.conversion_ids = conversions.ids
             # Only this test's rows may be due: the workers drain whatever is.
             cr.execute(
@@ -372,36 +373,77 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             "all sent once, each in one upload",
         )
 
-    def test_cron_skips_an_order_a_user_is_updating(self):
-        """The cron writes out the events queued on an order, but never waits for a user who is
-        updating it: that order is taken by the next call."""
-        order_id = self.order_ids[0]
+    def test_upload_neither_waits_for_nor_writes_the_orders(self):
+        """The upload only reads sale orders: it sends while a user holds an order's row lock,
+        and leaves every order's "last updated on / by" as its user left them."""
         with self.registry.cursor() as cr:
-            # Set again by a transaction that had read it before it was written out: stale.
             cr.execute(
-                "UPDATE sale_order SET metrika_queued_events = %s WHERE id = %s",
-                ["in_progress=2000-01-01 00:00:00", order_id],
+                "SELECT id, write_date, write_uid FROM sale_order WHERE id = ANY(%s)",
+                [self.order_ids],
             )
+            before = {row[0]: row[1:] for row in cr.fetchall()}
         user_cr = self.registry.cursor()
         try:
-            user_cr.execute("UPDATE sale_order SET note = note WHERE id = %s", [order_id])
+            # A salesperson's transaction is updating the first order, and has not committed.
+            user_cr.execute("UPDATE sale_order SET note = note WHERE id = %s", [self.order_ids[0]])
             with self.registry.cursor() as cron_cr:
                 cron_cr.execute("SET LOCAL lock_timeout = '5s'")
                 env = api.Environment(cron_cr, SUPERUSER_ID, {})
-                self.assertEqual(env["metrika.conversion"]._metrika_write_flagged(100), 0)
+                company = env["res.company"].browse(self.company_id)
+                batch = env["metrika.conversion"]._metrika_lock_due_batch(
+                    company, const.TRANSPORT_SIMPLE_ORDERS
+                )
+                ids = set(batch.ids)
+                metrika_sender.UploadRun(env)._send(company, const.TRANSPORT_SIMPLE_ORDERS, batch)
+            self.assertEqual(len(ids), BATCH_SIZE)
         finally:
             user_cr.rollback()
             user_cr.close()
-        with self.registry.cursor() as cron_cr:
-            env = api.Environment(cron_cr, SUPERUSER_ID, {})
-            self.assertEqual(env["metrika.conversion"]._metrika_write_flagged(100), 1)
-            cron_cr.execute(
-                "SELECT metrika_queued_events, "
-                "(SELECT COUNT(*) FROM metrika_conversion WHERE sale_order_id = sale_order.id) "
-                "FROM sale_order WHERE id = %s",
-                [order_id],
+        self.assertEqual(len(self.sent_order_ids()), BATCH_SIZE)
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT id, write_date, write_uid FROM sale_order WHERE id = ANY(%s)",
+                [self.order_ids],
             )
-            self.assertEqual(cron_cr.fetchone(), (None, 1), "cleared, and nothing queued twice")
+            after = {row[0]: row[1:] for row in cr.fetchall()}
+        self.assertEqual(after, before)
+
+    def test_a_conversion_is_in_the_sync_log_once_the_user_commits(self):
+        """The row is written by the user's own transaction: a manager who opens the sync log
+        right after the commit sees it, with no cron run in between."""
+        with self.registry.cursor() as user_cr:
+            env = api.Environment(user_cr, SUPERUSER_ID, {})
+            order = env["sale.order"].create(
+                {
+                    "partner_id": self.partner_id,
+                    "company_id": self.company_id,
+                    "metrika_client_id": CLIENT_ID,
+                    "order_line": [(0, 0, {"product_id": self.product_id, "product_uom_qty": 1})],
+                }
+            )
+            order.action_confirm()
+            order_id = order.id
+            # Nobody else sees it before the commit.
+            with self.registry.cursor() as other_cr:
+                other_cr.execute(
+                    "SELECT COUNT(*) FROM metrika_conversion WHERE sale_order_id = %s", [order_id]
+                )
+                self.assertEqual(other_cr.fetchone()[0], 0)
+        try:
+            with self.registry.cursor() as manager_cr:
+                env = api.Environment(manager_cr, SUPERUSER_ID, {})
+                rows = env["metrika.conversion"].search([("sale_order_id", "=", order_id)])
+                self.assertEqual(
+                    [(row.event, row.state, row.order_status) for row in rows],
+                    [(const.EVENT_IN_PROGRESS, const.STATE_PENDING, "IN_PROGRESS")],
+                )
+        finally:
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                order = env["sale.order"].browse(order_id)
+                order._action_cancel()  # a confirmed order cannot be deleted
+                env["metrika.conversion"].search([("sale_order_id", "=", order_id)]).unlink()
+                order.unlink()
 
     def test_interleaved_cursors_take_disjoint_batches(self):
         """The same, step by step: what worker B may take while A holds or has just sent."""

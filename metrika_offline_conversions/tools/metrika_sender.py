@@ -246,7 +246,7 @@ class SimpleOrdersSender(UploadSender):
                 "       bool_or(sent_at IS NOT NULL) OVER (PARTITION BY metrika_order_id) "
                 "FROM metrika_conversion WHERE metrika_order_id = ANY(%s) "
                 "AND state IN %s "
-                "ORDER BY metrika_order_id, event_date DESC, id DESC",
+                "ORDER BY metrika_order_id, queued_sequence DESC, id DESC",
                 list(set(conversions.mapped("metrika_order_id"))),
                 (const.STATE_PENDING, const.STATE_SENDING, const.STATE_SENT),
             )
