@@ -163,6 +163,8 @@ class TestUpgradeWritesOutQueuedFlags(MetrikaCase):
     def test_flags_become_rows_in_the_order_they_happened(self):
         confirmed_then_cancelled = self.make_order(confirm=False)
         cancelled_then_confirmed = self.make_order(confirm=False)
+        cancelled_in_the_same_second = self.make_order(confirm=False)
+        cancelled_in_the_same_second._action_cancel()
         untouched = self.make_order()  # queued by 1.1 itself: a row already
         self.env.flush_all()
         cr = self.env.cr
@@ -181,6 +183,14 @@ class TestUpgradeWritesOutQueuedFlags(MetrikaCase):
             [
                 "in_progress=2026-12-01 12:00:00,cancelled=2026-12-01 09:00:00",
                 cancelled_then_confirmed.id,
+            ],
+        )
+        # A flag keeps one time per event: confirmed and cancelled in one transaction.
+        cr.execute(
+            "UPDATE sale_order SET metrika_queued_events = %s WHERE id = %s",
+            [
+                "in_progress=2026-12-01 13:00:00,cancelled=2026-12-01 13:00:00",
+                cancelled_in_the_same_second.id,
             ],
         )
         load_migration().migrate(cr, "18.0.1.0.0")
@@ -222,6 +232,7 @@ class TestUpgradeWritesOutQueuedFlags(MetrikaCase):
         }
         self.assertEqual(sent[f"so-{confirmed_then_cancelled.id}"], "CANCELLED")
         self.assertEqual(sent[f"so-{cancelled_then_confirmed.id}"], "IN_PROGRESS")
+        self.assertEqual(sent[f"so-{cancelled_in_the_same_second.id}"], "CANCELLED")
 
 
 @tagged("post_install", "-at_install")

@@ -10,10 +10,14 @@ import logging
 from odoo import SUPERUSER_ID, api, fields
 from odoo.tools import SQL
 
+from odoo.addons.metrika_offline_conversions import const
+
 _logger = logging.getLogger(__name__)
 
 FLAG_COLUMN = "metrika_queued_events"
 FLAGGED_MODELS = ("sale.order", "crm.lead")
+# The order a record reaches its events in, for events a flag dates to the same second.
+LIFE_CYCLE = (const.EVENT_IN_PROGRESS, const.EVENT_PAID, const.EVENT_CANCELLED)
 
 
 def parse_flag(text):
@@ -29,6 +33,16 @@ def parse_flag(text):
         if event and when:
             queued.append((when, event))
     return queued
+
+
+def current_event(record):
+    """The event of the status ``record`` has now, where the life cycle alone does not tell it
+    (a cancelled order, a lead lost or open again)."""
+    if record._name == "crm.lead":
+        return {const.LEAD_WON: const.EVENT_PAID, const.LEAD_LOST: const.EVENT_CANCELLED}.get(
+            record._metrika_outcome(), const.EVENT_IN_PROGRESS
+        )
+    return const.EVENT_CANCELLED if record.state == "cancel" else None
 
 
 def write_out_flags(env):
@@ -56,14 +70,19 @@ def write_out_flags(env):
                 SQL.identifier(FLAG_COLUMN),
             )
         )
+        flags = dict(env.cr.fetchall())
+        current = {record.id: current_event(record) for record in records.browse(flags)}
         events = sorted(
-            (when, event, record_id)
-            for record_id, text in env.cr.fetchall()
+            (when, event == current[record_id], LIFE_CYCLE.index(event), event, record_id)
+            for record_id, text in flags.items()
             for when, event in parse_flag(text)
+            if event in LIFE_CYCLE
         )
         # One at a time, in the order they happened: the queue order then says which status a
-        # record has now (an order cancelled after it was confirmed ends cancelled).
-        for when, event, record_id in events:
+        # record has now (an order cancelled after it was confirmed ends cancelled). A flag keeps
+        # one time per event, to the second: of events at the same time, the one the record is
+        # in now came last.
+        for when, _current, _rank, event, record_id in events:
             Conversion._metrika_enqueue(records.browse(record_id), event, {record_id: when})
             count += 1
         env.cr.execute(
