@@ -61,18 +61,27 @@ setup(
             for bridge in BRIDGES
         },
     },
+    # What metrika_core imports: requests (client.py), phonenumbers (identifiers.py).
     install_requires=["requests", "phonenumbers"],
     extras_require={
-        # websocket-client: Odoo drives the headless browser of its tours through it.
-        # markdown: scripts/gen_addon_readme.py (pinned: its HTML is checked in, tests compare it)
+        # Every third-party package the core suite (tests/) imports or runs, so that README's
+        # install command is all a fresh virtualenv needs (.ci/run installs it into one):
+        # hypothesis: tests/test_identifiers.py; tzdata: the time zones of tests/test_formats.py
+        # where the system has none; docutils: tests/test_addon_readme.py checks the READMEs;
+        # markdown: scripts/gen_addon_readme.py, which that test loads (pinned: its HTML is
+        # checked in, tests compare it); setuptools, wheel: tests/test_packaging.py builds the
+        # wheel without build isolation. pytest-odoo, websocket-client: the Odoo-layer tests
+        # (Odoo drives the headless browser of its tours through websocket-client).
         "test": [
             "pytest",
             "pytest-odoo>=2.2",
             "hypothesis",
             "tzdata",
-            "websocket-client",
-            "wheel",
+            "docutils",
             "markdown==3.11.3",
+            "setuptools",
+            "wheel",
+            "websocket-client",
         ],
     },
     classifiers=[

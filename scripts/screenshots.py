@@ -245,11 +245,26 @@ def compress(path):
     small.save(path, optimize=True)
 
 
+def output_folder(path):
+    """``--out`` as an absolute folder, created now: a relative one is taken from the current
+    directory (as the shell's completion shows it), and a folder that cannot be made fails before
+    the long install rather than after it."""
+    folder = pathlib.Path(path).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shown(path):
+    """A path as the report prints it: from the repository when inside it, else absolute."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--out", type=pathlib.Path, default=OUT, help="where the PNGs go")
     parser.add_argument("--keep-database", action="store_true", help="do not drop it after")
     args = parser.parse_args(argv)
+    out = output_folder(args.out)
     if not wait_for_postgres():
         raise SystemExit("PostgreSQL does not accept connections; start it first")
     chromium = find_chromium()
@@ -277,7 +292,6 @@ def main(argv=None):
         )
         base_url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base_url}/web/login")
-        args.out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as scratch:
             config = pathlib.Path(scratch) / "shots.json"
             config.write_text(
@@ -288,7 +302,7 @@ def main(argv=None):
                         "password": "admin",
                         "chromium": chromium,
                         "userDataDir": str(pathlib.Path(scratch) / "profile"),
-                        "out": str(args.out),
+                        "out": str(out),
                         "shots": shots(ids),
                     }
                 ),
@@ -300,9 +314,9 @@ def main(argv=None):
                 env={**os.environ, "NODE_PATH": str(modules)},
             )
         for shot in shots(ids):
-            path = args.out / f"{shot['name']}.png"
+            path = out / f"{shot['name']}.png"
             compress(path)
-            print(f"screenshots: {path.relative_to(REPO)} ({path.stat().st_size // 1024} KiB)")
+            print(f"screenshots: {shown(path)} ({path.stat().st_size // 1024} KiB)")
     finally:
         if server is not None:
             server.terminate()

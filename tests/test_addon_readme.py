@@ -4,6 +4,7 @@ import importlib.util
 import pathlib
 
 import docutils.core
+import docutils.writers
 import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "gen_addon_readme.py"
@@ -39,9 +40,11 @@ def test_generated_files_are_up_to_date(addon):
 def test_readme_is_valid_restructured_text(addon):
     # What Odoo and PyPI do with it: docutils, here stopping at the first warning.
     text = (addon / "README.rst").read_text(encoding="utf-8")
+    # A writer object, not writer_name (deprecated by docutils 0.22 and later, where `writer`
+    # takes a name instead; an object works in every version).
     html = docutils.core.publish_string(
         text,
-        writer_name="html",
+        writer=docutils.writers.get_writer_class("html")(),
         settings_overrides={"halt_level": 2, "report_level": 2, "output_encoding": "unicode"},
     )
     assert "Known issues / Roadmap" in html
