@@ -10,7 +10,13 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from ..identifiers import md5_hex
-from ._csv import _built_file, _check_delimiter, _raise_first, _write_csv_chunked
+from ._csv import (
+    _built_file,
+    _check_delimiter,
+    _latest_indexes,
+    _raise_first,
+    _write_csv_chunked,
+)
 from ._values import (
     _DATETIME_FORMAT,
     _EMAIL_RE,
@@ -81,25 +87,21 @@ class SimpleOrder:
         _coerce(self, "client_ids", "emails", "phones", "goals")
 
 
+def _order_id(_index, order):
+    """The order's ``id``, the key of its row: a later order with the same id replaces it."""
+    key = getattr(order, "id", None)
+    if key.__class__ is not str or not key.strip():
+        raise UploadDataError("simple order %r: id must be a non-empty string" % (key,), key)
+    return key
+
+
 def _build_simple_orders(orders, time_zone, hashed, delimiter):
     """(:class:`BuiltFile`, ``{index: UploadDataError}``): the file built once."""
     tz = _resolve_time_zone(time_zone)
     _check_delimiter(delimiter)
     orders = orders if isinstance(orders, (list, tuple)) else list(orders)
     errors = {}
-    latest = {}
-    replaced = {}
-    for index, order in enumerate(orders):  # inlined: this loop runs once per order
-        key = getattr(order, "id", None)
-        if key.__class__ is not str or not key.strip():
-            errors[index] = UploadDataError(
-                "simple order %r: id must be a non-empty string" % (key,), key
-            )
-            continue
-        if key in latest:
-            replaced[latest[key]] = key
-        latest[key] = index
-    superseded = {index: latest[key] for index, key in replaced.items()}
+    latest, superseded = _latest_indexes(orders, _order_id, errors)
     row_indexes = []
     rows = _simple_order_rows(orders, latest.values(), tz, hashed, errors, row_indexes)
     header = SIMPLE_ORDERS_COLUMNS_HASHED if hashed else SIMPLE_ORDERS_COLUMNS
