@@ -10,7 +10,7 @@ import traceback
 
 import pytest
 
-from metrika_core.client import USER_AGENT, MetrikaClient
+from metrika_core.client import USER_AGENT, MetrikaClient, is_valid_api_url
 from metrika_core.client_cdp import MetrikaCdpClient
 from metrika_core.errors import (
     DEFAULT_QUOTA_RETRY_AFTER,
@@ -141,6 +141,28 @@ def test_base_url_is_normalised_and_checked():
     for bad in ("api-metrika.yandex.net", "ftp://x", "", "http://a b"):
         with pytest.raises(ValueError):
             MetrikaClient(TOKEN, 1, base_url=bad)
+
+
+def test_is_valid_api_url():
+    for good in (
+        "https://api-metrika.yandex.net",
+        "http://127.0.0.1:8080/",
+        "https://proxy.example.com/metrika/v1",
+        "  https://api-metrika.yandex.net  ",
+    ):
+        assert is_valid_api_url(good) is True, good
+    for bad in (
+        "api-metrika.yandex.net",
+        "ftp://x",
+        "",
+        "https://",
+        "http://a b",
+        "https://host/path?token=x",
+        "https://host/#part",
+        None,
+        b"https://api-metrika.yandex.net",
+    ):
+        assert is_valid_api_url(bad) is False, bad
 
 
 def test_max_retries_must_be_non_negative_int():

@@ -78,6 +78,12 @@ _BASE_URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _NOT_CONNECTED = ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
 
 
+def is_valid_api_url(url):
+    """True for an API root the client accepts as ``base_url``: ``http(s)://host``, optionally a
+    path, no query or fragment, no inner whitespace (surrounding whitespace is ignored)."""
+    return isinstance(url, str) and _BASE_URL_RE.match(url.strip()) is not None
+
+
 def is_allowed_comment_character(char):
     """Digits, Latin and Cyrillic letters: the characters Yandex lists for ``comment``.
 
@@ -198,7 +204,7 @@ class MetrikaClient:
             )
         self._token = token
         self.counter_id = self._check_counter_id(counter_id)
-        if not isinstance(base_url, str) or not _BASE_URL_RE.match(base_url.strip()):
+        if not is_valid_api_url(base_url):
             raise MetrikaConfigError("base_url must be an http(s) URL")
         self.base_url = base_url.strip().rstrip("/")
         self.timeout = self._check_timeout(timeout)
