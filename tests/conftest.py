@@ -34,13 +34,16 @@ def api():
 
 @pytest.fixture
 def make_client(api):
-    """``make(token=…, counter_id=…, **kwargs)`` → a client of the stand-in, closed afterwards."""
+    """``make(token=…, counter_id=…, client_class=…, **kwargs)`` → a client of the stand-in
+    (a :class:`MetrikaClient` unless ``client_class`` says otherwise), closed afterwards."""
     clients = []
 
-    def make(token=STAND_IN_TOKEN, counter_id=DEFAULT_COUNTER_ID, **kwargs):
+    def make(
+        token=STAND_IN_TOKEN, counter_id=DEFAULT_COUNTER_ID, client_class=MetrikaClient, **kwargs
+    ):
         kwargs.setdefault("base_url", api.url)
         kwargs.setdefault("timeout", (2.0, 5.0))
-        client = MetrikaClient(token, counter_id, **kwargs)
+        client = client_class(token, counter_id, **kwargs)
         clients.append(client)
         return client
 

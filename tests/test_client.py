@@ -10,7 +10,8 @@ import traceback
 
 import pytest
 
-from metrika_core.client import USER_AGENT, MetrikaClient
+from metrika_core.client import USER_AGENT, MetrikaClient, is_valid_api_url
+from metrika_core.client_cdp import MetrikaCdpClient
 from metrika_core.errors import (
     DEFAULT_QUOTA_RETRY_AFTER,
     MetrikaAuthError,
@@ -80,6 +81,12 @@ STATUSES = [
 # The fixtures api, make_client and client live in conftest.py.
 
 
+@pytest.fixture
+def cdp_client(make_client):
+    """A client with the detailed CRM flow's methods (not used by the addon yet)."""
+    return make_client(client_class=MetrikaCdpClient)
+
+
 def assert_clean_request(rec, token=TOKEN):
     """The token travels in the Authorization header and nowhere else."""
     assert rec.header("Authorization") == "OAuth %s" % token
@@ -134,6 +141,28 @@ def test_base_url_is_normalised_and_checked():
     for bad in ("api-metrika.yandex.net", "ftp://x", "", "http://a b"):
         with pytest.raises(ValueError):
             MetrikaClient(TOKEN, 1, base_url=bad)
+
+
+def test_is_valid_api_url():
+    for good in (
+        "https://api-metrika.yandex.net",
+        "http://127.0.0.1:8080/",
+        "https://proxy.example.com/metrika/v1",
+        "  https://api-metrika.yandex.net  ",
+    ):
+        assert is_valid_api_url(good) is True, good
+    for bad in (
+        "api-metrika.yandex.net",
+        "ftp://x",
+        "",
+        "https://",
+        "http://a b",
+        "https://host/path?token=x",
+        "https://host/#part",
+        None,
+        b"https://api-metrika.yandex.net",
+    ):
+        assert is_valid_api_url(bad) is False, bad
 
 
 def test_max_retries_must_be_non_negative_int():
@@ -293,14 +322,14 @@ def test_upload_simple_orders_options(api, client):
         client.upload_simple_orders(data, delimiter_type="TAB")
 
 
-def test_validation_failed_raises_with_errors(api, client):
+def test_validation_failed_raises_with_errors(api, cdp_client):
     bad = (
         b"id,create_date_time,emails,revenue\n"
         b"1,2024-04-21T11:59:21Z,Mail@Example.com,10,5\n"
         b"2,21.04.2020,a@b.ru,1\n"
     )
     with pytest.raises(MetrikaValidationError) as info:
-        client.upload_simple_orders(bad)
+        cdp_client.upload_simple_orders(bad)
     err = info.value
     assert err.retryable is False
     assert err.status == 200
@@ -310,11 +339,11 @@ def test_validation_failed_raises_with_errors(api, client):
     assert any("line 2" in e for e in err.errors)
     assert "validation error" in str(err) and err.errors[0] in str(err)
     # the failed upload is in the history like any other
-    assert client.find_cdp_uploading(err.uploading_id)["api_validation_status"] == "FAILED"
+    assert cdp_client.find_cdp_uploading(err.uploading_id)["api_validation_status"] == "FAILED"
 
 
-def test_upload_contacts_csv(api, client):
-    uploading = client.upload_contacts(CONTACTS, columns_mapping=CONTACTS_MAPPING)
+def test_upload_contacts_csv(api, cdp_client):
+    uploading = cdp_client.upload_contacts(CONTACTS, columns_mapping=CONTACTS_MAPPING)
     assert uploading["api_validation_status"] == "PASSED" and uploading["elements_count"] == 2
     rec = api.requests[-1]
     assert (rec.method, rec.path) == ("POST", "/cdp/api/v1/counter/12345/data/contacts/csv")
@@ -327,9 +356,9 @@ def test_upload_contacts_csv(api, client):
     assert_clean_request(rec)
 
 
-def test_upload_contacts_identity_mapping_from_header(api, client):
+def test_upload_contacts_identity_mapping_from_header(api, cdp_client):
     data = b"uniq_id,name,phones\nc1,Ann,79995551111\n"
-    client.upload_contacts(data, merge_mode="APPEND")
+    cdp_client.upload_contacts(data, merge_mode="APPEND")
     assert (
         api.requests[-1].query["columns_mapping"]
         == '"uniq_id":"uniq_id","name":"name","phones":"phones"'
@@ -337,7 +366,7 @@ def test_upload_contacts_identity_mapping_from_header(api, client):
     assert api.requests[-1].query["merge_mode"] == "APPEND"
 
 
-def test_upload_contacts_json(api, client):
+def test_upload_contacts_json(api, cdp_client):
     contacts = [
         {
             "uniq_id": "J3QQ4",
@@ -348,7 +377,7 @@ def test_upload_contacts_json(api, client):
             "phones": ["78005553535"],
         }
     ]
-    uploading = client.upload_contacts(contacts, fmt="json")
+    uploading = cdp_client.upload_contacts(contacts, fmt="json")
     assert uploading["uploading_format"] == "JSON" and uploading["elements_count"] == 1
     rec = api.requests[-1]
     assert (rec.method, rec.path) == ("POST", "/cdp/api/v1/counter/12345/data/contacts/json")
@@ -358,14 +387,14 @@ def test_upload_contacts_json(api, client):
     assert_clean_request(rec)
 
     raw = json.dumps({"contacts": contacts}).encode()
-    client.upload_contacts(raw, fmt="json", merge_mode="UPDATE")
+    cdp_client.upload_contacts(raw, fmt="json", merge_mode="UPDATE")
     rec = api.requests[-1]
     assert rec.body == raw and rec.content_type.startswith("application/json")
     assert rec.query == {"merge_mode": "UPDATE"}
 
 
-def test_upload_orders_csv_and_json(api, client):
-    uploading = client.upload_orders(ORDERS, columns_mapping=ORDERS_MAPPING)
+def test_upload_orders_csv_and_json(api, cdp_client):
+    uploading = cdp_client.upload_orders(ORDERS, columns_mapping=ORDERS_MAPPING)
     assert uploading["api_validation_status"] == "PASSED"
     rec = api.requests[-1]
     assert rec.path == "/cdp/api/v1/counter/12345/data/orders/csv"
@@ -382,58 +411,58 @@ def test_upload_orders_csv_and_json(api, client):
         "goals": [{"goal_action_id": "goal_id1", "price": 123.5}],
         "products": {"pear": 10},
     }
-    client.upload_orders({"orders": [order]}, fmt="json")
+    cdp_client.upload_orders({"orders": [order]}, fmt="json")
     rec = api.requests[-1]
     assert rec.path == "/cdp/api/v1/counter/12345/data/orders/json"
     assert rec.json == {"orders": [order]}
 
 
-def test_order_json_validation_failure(client):
+def test_order_json_validation_failure(cdp_client):
     with pytest.raises(MetrikaValidationError) as info:
-        client.upload_orders(
+        cdp_client.upload_orders(
             [{"id": "1", "client_type": "COMPANY", "order_status": "PAID"}], fmt="json"
         )
     assert any("client_uniq_id" in e for e in info.value.errors)
     assert any("client_type" in e for e in info.value.errors)
 
 
-def test_order_statuses_roundtrip(api, client):
-    assert client.get_order_statuses() == []
+def test_order_statuses_roundtrip(api, cdp_client):
+    assert cdp_client.get_order_statuses() == []
     rec = api.requests[-1]
     assert (rec.method, rec.path) == ("GET", "/cdp/api/v1/counter/12345/schema/order_statuses")
 
-    assert client.set_order_statuses(STATUSES) is True
+    assert cdp_client.set_order_statuses(STATUSES) is True
     rec = api.requests[-1]
     assert (rec.method, rec.path) == ("POST", "/cdp/api/v1/counter/12345/schema/order_statuses")
     assert rec.json == {"order_statuses": STATUSES}
     assert rec.content_type.startswith("application/json")
     assert_clean_request(rec)
-    assert [s["id"] for s in client.get_order_statuses()] == ["new", "delivery", "success"]
+    assert [s["id"] for s in cdp_client.get_order_statuses()] == ["new", "delivery", "success"]
 
     raw = json.dumps({"order_statuses": STATUSES[:1]}).encode()
-    assert client.set_order_statuses(raw) is True
+    assert cdp_client.set_order_statuses(raw) is True
     assert api.requests[-1].body == raw
-    assert client.set_order_statuses({"order_statuses": STATUSES[1:]}) is True
-    assert [s["id"] for s in client.get_order_statuses()] == ["delivery", "success"]
+    assert cdp_client.set_order_statuses({"order_statuses": STATUSES[1:]}) is True
+    assert [s["id"] for s in cdp_client.get_order_statuses()] == ["delivery", "success"]
 
 
-def test_invalid_order_status_mapping_is_400(client):
+def test_invalid_order_status_mapping_is_400(cdp_client):
     with pytest.raises(MetrikaBadRequestError) as info:
-        client.set_order_statuses([{"id": "x y", "type": "PAID"}])
+        cdp_client.set_order_statuses([{"id": "x y", "type": "PAID"}])
     assert info.value.status == 400 and info.value.error_type == "invalid_parameter"
 
 
-def test_last_uploadings_and_find(api, client):
-    first = client.upload_simple_orders(SIMPLE_ORDERS)
-    second = client.upload_contacts(CONTACTS, columns_mapping=CONTACTS_MAPPING)
-    items = client.last_uploadings()
+def test_last_uploadings_and_find(api, cdp_client):
+    first = cdp_client.upload_simple_orders(SIMPLE_ORDERS)
+    second = cdp_client.upload_contacts(CONTACTS, columns_mapping=CONTACTS_MAPPING)
+    items = cdp_client.last_uploadings()
     assert [u["uploading_id"] for u in items] == [second["uploading_id"], first["uploading_id"]]
     rec = api.requests[-1]
     assert (rec.method, rec.path) == ("GET", "/cdp/api/v1/counter/12345/last_uploadings")
     assert rec.query == {"limit": "10", "source": "API"}
     assert_clean_request(rec)
 
-    client.last_uploadings(
+    cdp_client.last_uploadings(
         limit=5, datetime_offset=datetime.datetime(2020, 2, 10, 10, 0, tzinfo=UTC)
     )
     assert api.requests[-1].query == {
@@ -441,14 +470,14 @@ def test_last_uploadings_and_find(api, client):
         "datetime_offset": "2020-02-10T10:00:00.000Z",
         "source": "API",
     }
-    assert client.last_uploadings(datetime_offset="2000-01-01T00:00:00Z") == []
+    assert cdp_client.last_uploadings(datetime_offset="2000-01-01T00:00:00Z") == []
 
-    assert client.find_cdp_uploading(first["uploading_id"]) == first
-    assert client.find_cdp_uploading("missing") is None
+    assert cdp_client.find_cdp_uploading(first["uploading_id"]) == first
+    assert cdp_client.find_cdp_uploading("missing") is None
     with pytest.raises(ValueError):
-        client.last_uploadings(limit=0)
+        cdp_client.last_uploadings(limit=0)
     with pytest.raises(ValueError):
-        client.find_cdp_uploading()
+        cdp_client.find_cdp_uploading()
 
 
 # ------------------------------------------------------------------ HTTP errors
@@ -609,7 +638,7 @@ def test_read_timeout(api, make_client):
 
 
 def test_timed_out_upload_found_in_history(api, make_client):
-    client = make_client(timeout=(1.0, 0.3))
+    client = make_client(client_class=MetrikaCdpClient, timeout=(1.0, 0.3))
     since = datetime.datetime.now(UTC)
     api.fail_next("slow", delay=0.6, accept=True)
     with pytest.raises(MetrikaTimeoutError):
@@ -672,13 +701,13 @@ def test_non_json_200_is_unexpected(api, client):
     assert "not JSON" in str(info.value)
 
 
-def test_json_of_the_wrong_shape_is_unexpected(api, client):
+def test_json_of_the_wrong_shape_is_unexpected(api, cdp_client):
     api.fail_next(200, body={"something": "else"})
     with pytest.raises(MetrikaUnexpectedResponseError, match="'counter'"):
-        client.get_counter()
+        cdp_client.get_counter()
     api.fail_next(200, body={"success": False})
     with pytest.raises(MetrikaUnexpectedResponseError):
-        client.set_order_statuses(STATUSES)
+        cdp_client.set_order_statuses(STATUSES)
 
 
 def test_redirect_is_unexpected(api, client):
@@ -782,7 +811,9 @@ def test_upload_is_retried_when_connection_was_refused(make_client):
 
 def test_set_order_statuses_is_retried(api, make_client):
     sleeps = []
-    client = make_client(max_retries=1, sleep=sleeps.append, rng=lambda: 0.5)
+    client = make_client(
+        client_class=MetrikaCdpClient, max_retries=1, sleep=sleeps.append, rng=lambda: 0.5
+    )
     api.fail_next(502)
     assert client.set_order_statuses(STATUSES) is True
     assert sleeps == [2.0]

@@ -36,6 +36,7 @@ from metrika_core.formats import (
     build_status_mapping_json,
     format_decimal,
     group_offline_conversions,
+    is_valid_goal_identifier,
 )
 
 UTC = timezone.utc
@@ -213,6 +214,27 @@ def test_simple_orders_goals_cell_like_the_doc_sample():
         [order(goals=[("oplata_cash", Decimal("200.50")), "filial_1"])], "Europe/Moscow"
     )
     assert lines(data)[1].endswith(',"oplata_cash:200.50,filial_1"')
+
+
+def test_is_valid_goal_identifier():
+    for good in ("oplata_cash", "filial_1", "goal-action.2", "ЦельОплачена", "status:paid"):
+        assert is_valid_goal_identifier(good) is True, good
+    for bad in (
+        "",
+        "with space",
+        "a/b",
+        "a\\b",
+        "a&b",
+        "a#b",
+        "a?b",
+        "a=b",
+        'a"b',
+        "tab\tx",
+        "line\nbreak",
+        None,
+        42,
+    ):
+        assert is_valid_goal_identifier(bad) is False, bad
 
 
 @pytest.mark.parametrize(

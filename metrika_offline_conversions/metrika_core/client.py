@@ -1,5 +1,9 @@
 """HTTP client for the Yandex Metrica Management and CDP ("CRM data") APIs.
 
+:class:`MetrikaClient` holds what the addon uses: the counter, offline conversions and
+``simple_orders``. The detailed CRM flow (contacts, orders, status mapping, CDP upload history)
+is :class:`~.client_cdp.MetrikaCdpClient`, which the addon does not use yet.
+
 The only module of the package that imports ``requests``, and :meth:`MetrikaClient._request` is
 the only method that sends. Each public method returns the relevant part of Metrica's JSON
 (a plain ``dict`` or ``list``); the status and duration of the last HTTP exchange are kept in
@@ -9,24 +13,23 @@ the last call. A client instance is not meant to be shared between threads.
 Retries. ``max_retries`` (default 0) enables in-process retries with :class:`~.retry.RetryPolicy`
 and the injectable ``sleep``. They are applied
 
-* to idempotent requests (all GETs, ``set_order_statuses``) on every retryable error;
+* to idempotent requests (all GETs, ``MetrikaCdpClient.set_order_statuses``) on every
+  retryable error;
 * to uploads (non-idempotent POSTs) only when the error proves that Metrica did not take the
   request (``maybe_accepted`` is false: quota 429/420, connection refused, connect timeout).
 
 An upload that timed out on read, lost its connection or got a 5xx is *not* re-posted here: the
-caller (the Odoo cron) first looks for it with :meth:`MetrikaClient.find_cdp_uploading` /
-:meth:`MetrikaClient.find_offline_uploadings` (every page of the uploadings list, by the unique
-comment :func:`offline_upload_comment` builds) and re-sends only when it is not there. A retry
-whose wait exceeds ``max_retry_sleep`` (e.g. a daily quota) is not slept through either: the error
-is raised for the caller to reschedule.
+caller (the Odoo cron) first looks for it with :meth:`MetrikaClient.find_offline_uploadings`
+(every page of the uploadings list, by the unique comment :func:`offline_upload_comment` builds)
+and re-sends only when it is not there; a CDP upload can be looked for with
+:meth:`~.client_cdp.MetrikaCdpClient.find_cdp_uploading`. A retry whose wait exceeds
+``max_retry_sleep`` (e.g. a daily quota) is not slept through either: the error is raised for the
+caller to reschedule.
 
 The OAuth token is sent only in the ``Authorization: OAuth <token>`` header: never in a URL, a log
 line, an error text or ``repr()``.
 """
 
-import csv
-import datetime
-import io
 import json
 import logging
 import random
@@ -59,7 +62,6 @@ USER_AGENT = "metrika-offline-conversions/18.0 (+python-requests/%s)" % requests
 MERGE_MODES = ("SAVE", "UPDATE", "APPEND")
 DELIMITER_TYPES = ("COMMA", "SEMICOLON")
 OFFLINE_UPLOAD_TYPES = ("BASIC", "CALLS", "CHATS")
-UPLOAD_FORMATS = ("csv", "json")
 #: Longest ``comment`` of an offline upload (upload_1).
 MAX_COMMENT_LENGTH = 255
 #: Page size of the lost-answer look-up in the offline uploadings list (Metrica's default is
@@ -70,11 +72,16 @@ COMMENT_PREFIX = "OdooUpload"
 # escaped too, so two different references never give the same comment.
 _COMMENT_ESCAPE = "x"
 
-_DELIMITERS = {"COMMA": ",", "SEMICOLON": ";"}
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: safe in a header
 _COUNTER_RE = re.compile(r"^[0-9]+$")
 _BASE_URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _NOT_CONNECTED = ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
+
+
+def is_valid_api_url(url):
+    """True for an API root the client accepts as ``base_url``: ``http(s)://host``, optionally a
+    path, no query or fragment, no inner whitespace (surrounding whitespace is ignored)."""
+    return isinstance(url, str) and _BASE_URL_RE.match(url.strip()) is not None
 
 
 def is_allowed_comment_character(char):
@@ -148,55 +155,8 @@ def _as_bytes(data, what="data"):
     raise TypeError("%s must be bytes or str" % what)
 
 
-def _format_columns_mapping(mapping):
-    """``{"uniq_id": "ID"}`` → ``"uniq_id":"ID"`` (the string form Metrica expects)."""
-    if isinstance(mapping, str):
-        return mapping
-    pairs = mapping.items() if isinstance(mapping, dict) else mapping
-    parts = []
-    for system_name, header in pairs:
-        if '"' in str(system_name) or '"' in str(header):
-            raise ValueError("columns_mapping names must not contain double quotes")
-        parts.append('"%s":"%s"' % (system_name, header))
-    if not parts:
-        raise ValueError("columns_mapping must not be empty")
-    return ",".join(parts)
-
-
-def _identity_mapping(data, delimiter_type):
-    """Identity mapping built from the CSV header row, for files already using system names."""
-    first_line = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig")
-    headers = next(csv.reader(io.StringIO(first_line), delimiter=_DELIMITERS[delimiter_type]), [])
-    headers = [h for h in headers if h]
-    if not headers:
-        raise ValueError("the CSV has no header row to derive columns_mapping from")
-    return _format_columns_mapping((h, h) for h in headers)
-
-
-def _format_offset(value):
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (value.microsecond // 1000)
-    raise TypeError("datetime_offset must be a datetime or an ISO string")
-
-
 def _newness(uploading):
     return (str(uploading.get("create_time") or ""), uploading.get("id") or 0)
-
-
-def _parse_metrika_datetime(value):
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
 
 
 class MetrikaClient:
@@ -244,7 +204,7 @@ class MetrikaClient:
             )
         self._token = token
         self.counter_id = self._check_counter_id(counter_id)
-        if not isinstance(base_url, str) or not _BASE_URL_RE.match(base_url.strip()):
+        if not is_valid_api_url(base_url):
             raise MetrikaConfigError("base_url must be an http(s) URL")
         self.base_url = base_url.strip().rstrip("/")
         self.timeout = self._check_timeout(timeout)
@@ -603,33 +563,7 @@ class MetrikaClient:
             page_size = limit
         return self.find_offline_uploadings([comment], page_size=page_size).get(comment)
 
-    # ---------------------------------------------------------------- CDP API
-
-    def _cdp_upload(
-        self, kind, data, *, fmt, merge_mode, delimiter_type, columns_mapping, filename
-    ):
-        _check_choice("merge_mode", merge_mode, MERGE_MODES)
-        _check_choice("fmt", fmt, UPLOAD_FORMATS)
-        path = "%s/data/%s/%s" % (self._cdp_path, kind, fmt)
-        if fmt == "json":
-            params = {"merge_mode": merge_mode}
-            if isinstance(data, (bytes, bytearray, memoryview, str)):
-                body = self._request("POST", path, params=params, data=_as_bytes(data))
-            else:
-                payload = {kind: data} if isinstance(data, (list, tuple)) else data
-                body = self._request("POST", path, params=params, json_body=payload)
-            return self._uploading(body)
-        _check_choice("delimiter_type", delimiter_type, DELIMITER_TYPES)
-        data = _as_bytes(data)
-        if columns_mapping is None:
-            columns_mapping = _identity_mapping(data, delimiter_type)
-        params = {
-            "merge_mode": merge_mode,
-            "columns_mapping": _format_columns_mapping(columns_mapping),
-            "delimiter_type": delimiter_type,
-        }
-        files = {"file": (filename, data, "text/csv")}
-        return self._uploading(self._request("POST", path, params=params, files=files))
+    # ---------------------------------------------------------------- CDP API, simple orders
 
     def upload_simple_orders(
         self, data, *, merge_mode="SAVE", delimiter_type="COMMA", filename="simple_orders.csv"
@@ -646,125 +580,3 @@ class MetrikaClient:
         params = {"merge_mode": merge_mode, "delimiter_type": delimiter_type}
         path = self._cdp_path + "/data/simple_orders"
         return self._uploading(self._request("POST", path, params=params, files=files))
-
-    def upload_contacts(
-        self,
-        data,
-        *,
-        columns_mapping=None,
-        merge_mode="SAVE",
-        fmt="csv",
-        delimiter_type="COMMA",
-        filename="contacts.csv",
-    ):
-        """Upload customers: ``…/data/contacts/csv`` (multipart) or ``…/data/contacts/json``.
-
-        :param data: CSV bytes/str; for ``fmt="json"`` JSON bytes/str, a ``{"contacts": [...]}``
-            dict or the list of contacts
-        :param columns_mapping: ``{"system_name": "CSV header"}``, a list of pairs, or the ready
-            string ``"uniq_id":"ID",…``; ``None`` = identity mapping from the CSV header row
-        :raise MetrikaValidationError: on ``api_validation_status == "FAILED"``
-        """
-        return self._cdp_upload(
-            "contacts",
-            data,
-            fmt=fmt,
-            merge_mode=merge_mode,
-            delimiter_type=delimiter_type,
-            columns_mapping=columns_mapping,
-            filename=filename,
-        )
-
-    def upload_orders(
-        self,
-        data,
-        *,
-        columns_mapping=None,
-        merge_mode="SAVE",
-        fmt="csv",
-        delimiter_type="COMMA",
-        filename="orders.csv",
-    ):
-        """Upload orders: ``…/data/orders/csv`` (multipart) or ``…/data/orders/json``.
-
-        Same conventions as :meth:`upload_contacts` (a JSON list is wrapped as
-        ``{"orders": [...]}``).
-        """
-        return self._cdp_upload(
-            "orders",
-            data,
-            fmt=fmt,
-            merge_mode=merge_mode,
-            delimiter_type=delimiter_type,
-            columns_mapping=columns_mapping,
-            filename=filename,
-        )
-
-    def get_order_statuses(self):
-        """``GET …/schema/order_statuses`` → list of status mappings."""
-        return self._field(
-            self._request("GET", self._cdp_path + "/schema/order_statuses"), "order_statuses", list
-        )
-
-    def set_order_statuses(self, statuses):
-        """``POST …/schema/order_statuses`` with ``{"order_statuses": [...]}`` → ``True``.
-
-        :param statuses: the list of statuses, the whole ``{"order_statuses": [...]}`` dict, or its
-            JSON bytes/str. Idempotent, so it is retried in-process like a GET.
-        """
-        path = self._cdp_path + "/schema/order_statuses"
-        if isinstance(statuses, (bytes, bytearray, memoryview, str)):
-            body = self._request("POST", path, data=_as_bytes(statuses), idempotent=True)
-        else:
-            payload = statuses if isinstance(statuses, dict) else {"order_statuses": list(statuses)}
-            body = self._request("POST", path, json_body=payload, idempotent=True)
-        if not isinstance(body, dict) or body.get("success") is not True:
-            raise MetrikaUnexpectedResponseError(
-                "Metrica did not confirm the order statuses", status=200
-            )
-        return True
-
-    def last_uploadings(self, limit=10, datetime_offset=None):
-        """``GET …/last_uploadings?limit&datetime_offset&source=API`` → list, newest first.
-
-        :param limit: 1–1000
-        :param datetime_offset: only uploads strictly earlier (``datetime`` or ISO string)
-        """
-        limit = int(limit)
-        if not 1 <= limit <= 1000:
-            raise ValueError("limit must be between 1 and 1000")
-        params = {
-            "limit": limit,
-            "datetime_offset": _format_offset(datetime_offset),
-            "source": "API",
-        }
-        return self._field(
-            self._request("GET", self._cdp_path + "/last_uploadings", params=params),
-            "uploadings",
-            list,
-        )
-
-    def find_cdp_uploading(self, uploading_id=None, limit=100, *, since=None, elements_count=None):
-        """Look an upload up in :meth:`last_uploadings`; the dict or ``None``.
-
-        With ``uploading_id`` the match is by id. After a timeout the id is unknown: pass
-        ``since`` (aware ``datetime``, e.g. just before the POST) and optionally ``elements_count``
-        (rows sent) to get the newest upload made since then with that many elements.
-        """
-        if uploading_id is None and since is None:
-            raise ValueError("give uploading_id or since")
-        if since is not None:
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=datetime.timezone.utc)
-            since = since.replace(microsecond=0)  # Metrica's times may have whole seconds only
-        for uploading in self.last_uploadings(limit=limit):
-            if uploading_id is not None and str(uploading.get("uploading_id")) != str(uploading_id):
-                continue
-            if since is not None:
-                when = _parse_metrika_datetime(uploading.get("datetime"))
-                if when is None or when < since:
-                    continue
-            if elements_count is not None and uploading.get("elements_count") != elements_count:
-                continue
-            return uploading
-        return None

@@ -31,7 +31,7 @@ Errors found locally, before any request, are ``ValueError`` subclasses (so an e
 
 ``maybe_accepted`` tells whether Metrica may have stored the request although the client got no
 usable answer (read timeout, dropped connection, 5xx). Before re-posting such an upload the caller
-checks :meth:`~.client.MetrikaClient.find_cdp_uploading` or the offline uploadings list.
+checks the offline uploadings list or :meth:`~.client_cdp.MetrikaCdpClient.find_cdp_uploading`.
 
 The one place that maps an HTTP answer to an error is :func:`error_from_response`.
 """

@@ -13,7 +13,11 @@ Every ``normalize_*`` function takes whatever a CRM field may hold and returns e
 * E-mail: trimmed, lower case, ASCII local part, internationalised domain turned into punycode
   (stdlib IDNA 2003 codec), every domain label non-empty and made of letters, digits and hyphens.
 
-See docs/metrika-api.md, sections 2.6 and 5.
+Yandex's rules: phones and e-mails before hashing,
+https://yandex.com/dev/metrika/ru/data-import/hashing and
+https://yandex.ru/dev/metrika/en/data-import/simple-orders-data; the ClientID,
+https://yandex.ru/support/metrica/en/objects/get-client-id; the yclid,
+https://yandex.com/support/metrica/en/data/get-yclid.
 """
 
 import hashlib
