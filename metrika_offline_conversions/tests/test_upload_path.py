@@ -120,6 +120,30 @@ class TestUploadPath(MetrikaCase):
         self.assertEqual(sum(self.api.stored_offline_rows.values()), 1)
         self.assertRecordValues(conversion, [{"state": const.STATE_SENT}])
 
+    def test_a_lost_answer_metrica_cannot_look_up_now_is_looked_up_later(self):
+        self.use_goals()
+        conversion = self.conversions(self.goal_order())
+        self.api.fail_next("drop", path="offline_conversions/upload", accept=True)
+        self.run_cron()
+        [upload] = self.uploads()
+        self.overdue(upload)
+        self.api.fail_next(503, path="offline_conversions/uploadings", method="GET")
+        before = fields.Datetime.now()
+        self.run_cron()
+        self.assertFalse(self.company.metrika_paused, "an outage pauses nothing")
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_UNCONFIRMED}])
+        self.assertRecordValues(conversion, [{"state": const.STATE_SENDING}])
+        self.assertGreaterEqual(upload.settle_after, before + MINUTE)
+        self.assertLessEqual(upload.settle_after, fields.Datetime.now() + MINUTE)
+        self.assertTrue(self.triggers_at(upload.settle_after), "the cron is woken for it")
+        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1, "never sent again unchecked")
+
+        self.overdue(upload)
+        self.run_cron()
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_ACCEPTED}])
+        self.assertRecordValues(conversion, [{"state": const.STATE_SENT}])
+        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1)
+
     def test_crm_orders_whose_answer_was_lost_are_sent_again(self):
         conversion = self.conversions(self.make_order(metrika_client_id=CLIENT_ID))
         self.api.fail_next(504, path="simple_orders", accept=True)
@@ -224,6 +248,40 @@ class TestUploadPath(MetrikaCase):
             upload, [{"state": const.UPLOAD_PROCESSING_TIMEOUT, "next_poll_at": False}]
         )
         self.assertRecordValues(conversion, [{"metrika_result": const.RESULT_UNCONFIRMED}])
+
+    def test_a_refused_status_check_pauses_the_company_until_it_is_fixed(self):
+        self.use_goals()
+        conversion = self.conversions(self.goal_order())
+        self.run_cron()
+        upload = conversion.upload_id
+        self.api.fail_next(401, path="offline_conversions/uploading/", method="GET")
+        self.poll_due(upload)
+        before = fields.Datetime.now()
+        self.run_cron()
+        self.assertTrue(self.company.metrika_paused)
+        self.assertTrue(
+            self.env["mail.activity"].search(
+                [("res_model", "=", "metrika.upload"), ("res_id", "=", upload.id)]
+            ),
+            "the administrators are told on the upload",
+        )
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_ACCEPTED}])
+        self.assertGreaterEqual(upload.next_poll_at, before + MINUTE)
+        self.assertLessEqual(upload.next_poll_at, fields.Datetime.now() + MINUTE)
+
+        def status_checks():
+            return [r for r in self.api.requests if r.method == "GET" and "uploading/" in r.path]
+
+        checks = len(status_checks())
+        self.poll_due(upload)
+        self.run_cron()
+        self.assertEqual(len(status_checks()), checks, "no status check while paused")
+
+        self.api.set_offline_status(int(upload.uploading_id), "PROCESSED")
+        self.company.sudo().write({"metrika_paused": False, "metrika_pause_reason": False})
+        self.run_cron()
+        self.assertEqual(len(status_checks()), checks + 1)
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_PROCESSED}])
 
     def test_rows_metrica_refuses_are_flagged(self):
         self.api.strict_goals = True
