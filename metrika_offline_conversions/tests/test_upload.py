@@ -12,10 +12,8 @@ from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.metrika_offline_conversions import const
-from odoo.addons.metrika_offline_conversions.tools.metrika_sender import (
-    SimpleOrdersSender,
-    UploadRun,
-)
+from odoo.addons.metrika_offline_conversions.tools.senders import SimpleOrdersSender
+from odoo.addons.metrika_offline_conversions.tools.upload_run import UploadRun
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, MetrikaCase, csv_rows, load_stand_in
 

@@ -8,7 +8,7 @@ from odoo.tests import tagged
 
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.metrika_core.client import MetrikaClient
-from odoo.addons.metrika_offline_conversions.tools.metrika_sender import retry_delay
+from odoo.addons.metrika_offline_conversions.tools.upload_run import retry_delay
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, MetrikaCase
 
