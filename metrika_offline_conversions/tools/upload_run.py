@@ -109,8 +109,7 @@ class UploadRun:
     # -- 1. open uploads -----------------------------------------------------------------------
 
     def _settle_open_uploads(self):
-        uploads = self._lock(
-            "metrika_upload",
+        uploads = self._lock_uploads(
             SQL(
                 "state IN %s AND settle_after <= %s",
                 const.UPLOAD_OPEN_STATES,
@@ -118,43 +117,38 @@ class UploadRun:
             ),
             limit=200,
         )
-        done = 0
-        for (company, method), group in _grouped(uploads):
-            if company.metrika_paused or not company.metrika_enabled:
-                continue
-            client = self._client(company)
-            if client is None:
-                continue
-            with client:
-                try:
-                    done += SENDERS[method](self.env, company, client).settle(group)
-                except metrika_errors.MetrikaError as error:
-                    self._settle_later(company, group, error)
-        if uploads:
-            commit(self.env)
-        return done
+        return self._for_each_group(
+            uploads, lambda sender, group: sender.settle(group), self._settle_later
+        )
 
     def _settle_later(self, company, uploads, error):
-        _logger.warning(
-            "Metrica: open uploads of company %s cannot be checked now: %s (HTTP %s)",
-            company.id,
-            type(error).__name__,
-            error.status,
-        )
-        if error.pauses_sending:
-            self._pause(company, error, uploads[:1])
-        when = fields.Datetime.now() + timedelta(seconds=retry_delay(1, error))
+        when = self._after_error(company, uploads, error, "open uploads cannot be checked now")
         uploads.write({"settle_after": when})
         self._trigger(when)
 
     # -- 2. polling ----------------------------------------------------------------------------
 
     def _poll_uploads(self):
-        uploads = self._lock(
-            "metrika_upload",
-            SQL("next_poll_at <= %s", fields.Datetime.now()),
-            limit=POLL_BATCH,
+        uploads = self._lock_uploads(
+            SQL("next_poll_at <= %s", fields.Datetime.now()), limit=POLL_BATCH
         )
+        return self._for_each_group(
+            uploads, lambda sender, group: sender.poll(group), self._poll_later
+        )
+
+    def _poll_later(self, company, uploads, error):
+        when = self._after_error(company, uploads, error, "status of uploads unavailable")
+        uploads.write({"next_poll_at": when})
+
+    # -- open uploads and polling alike --------------------------------------------------------
+
+    def _for_each_group(self, uploads, action, on_error):
+        """``action(sender, group)`` for each company × method group of ``uploads``, with the
+        company's client; a Metrica error goes to ``on_error(company, group, error)``.
+
+        Groups of a paused company, or of one that does not send or cannot connect, wait as they
+        are. What was done is committed; returns the number of uploads handled.
+        """
         done = 0
         for (company, method), group in _grouped(uploads):
             client = None if company.metrika_paused else self._client(company)
@@ -162,25 +156,26 @@ class UploadRun:
                 continue
             with client:
                 try:
-                    done += SENDERS[method](self.env, company, client).poll(group)
+                    done += action(SENDERS[method](self.env, company, client), group)
                 except metrika_errors.MetrikaError as error:
-                    _logger.warning(
-                        "Metrica: status of uploads of company %s unavailable: %s (HTTP %s)",
-                        company.id,
-                        type(error).__name__,
-                        error.status,
-                    )
-                    if error.pauses_sending:
-                        self._pause(company, error, group[:1])
-                    group.write(
-                        {
-                            "next_poll_at": fields.Datetime.now()
-                            + timedelta(seconds=retry_delay(1, error))
-                        }
-                    )
+                    on_error(company, group, error)
         if uploads:
             commit(self.env)
         return done
+
+    def _after_error(self, company, uploads, error, what):
+        """Log ``error``, which kept ``uploads`` of ``company`` from Metrica, and pause the company
+        if the error calls for it; returns when to ask Metrica again."""
+        _logger.warning(
+            "Metrica: %s for company %s: %s (HTTP %s)",
+            what,
+            company.id,
+            type(error).__name__,
+            error.status,
+        )
+        if error.pauses_sending:
+            self._pause(company, error, uploads[:1])
+        return fields.Datetime.now() + timedelta(seconds=retry_delay(1, error))
 
     # -- 3. one batch --------------------------------------------------------------------------
 
@@ -196,36 +191,10 @@ class UploadRun:
         if client is None:
             return len(batch)
         with client:
-            try:
-                with self.env.cr.savepoint():
-                    prepared = SENDERS[method](self.env, company, client).prepare(batch)
-            except metrika_errors.MetrikaError as error:
-                # Reading the counter (time zone) failed before any file was sent: log the
-                # attempt, so that the failure is visible and an alert has a record to live on.
-                upload = self._new_upload(company, method, row_count=0)
-                upload.conversion_ids = batch
-                upload._metrika_record_failure(error, client.last_elapsed or 0.0)
-                self._record_failure(company, method, upload, batch, error)
-                commit(self.env)
-                return len(batch)
-            except Exception as err:  # noqa: BLE001 - one broken batch must not stop the queue
-                _logger.exception(
-                    "Metrica: a batch of %s conversions of company %s failed unexpectedly",
-                    len(batch),
-                    company.id,
-                )
-                batch._metrika_mark_final(
-                    const.STATE_ERROR,
-                    const.REASON_UNEXPECTED,
-                    self.env._(
-                        "Sending failed on an unexpected error (%s); see the server log, then "
-                        "resend.",
-                        type(err).__name__,
-                    ),
-                )
-                commit(self.env)
-                return len(batch)
+            sender = SENDERS[method](self.env, company, client)
+            prepared = self._prepare(sender, batch)
             if prepared is None:
+                # Every row of the batch is settled (skipped, refused or failed): nothing goes.
                 commit(self.env)
                 return len(batch)
             upload = self._new_upload(company, method, prepared.row_count)
@@ -234,36 +203,66 @@ class UploadRun:
             # Phase one: the upload and its rows are durable before Metrica sees the file.
             commit(self.env)
             self._hold(upload)
-            started = time.monotonic()
-            sender = SENDERS[method](self.env, company, client)
-            try:
-                answer = sender.send(upload, prepared)
-            except metrika_errors.MetrikaError as error:
-                upload._metrika_record_failure(
-                    error,
-                    time.monotonic() - started,
-                    state=const.UPLOAD_UNCONFIRMED
-                    if self._maybe_stored(method, error)
-                    else const.UPLOAD_FAILED,
-                )
-                self._record_failure(company, method, upload, prepared.conversions, error)
-            else:
-                sender.record_success(upload, prepared, answer, time.monotonic() - started)
-                _logger.info(
-                    "Metrica upload %s for company %s: %s conversions sent in %.2fs",
-                    upload.id,
-                    company.id,
-                    len(prepared.conversions),
-                    time.monotonic() - started,
-                )
+            self._upload(sender, upload, prepared)
             # Phase two: the outcome.
             commit(self.env)
         return len(batch)
 
-    @staticmethod
-    def _maybe_stored(method, error):
-        """A goal-based file Metrica may have stored: looked up before its rows go again."""
-        return method == const.TRANSPORT_OFFLINE and error.retryable and error.maybe_accepted
+    def _prepare(self, sender, batch):
+        """The batch's file, or None when nothing goes; a failure settles the whole batch."""
+        company, method = sender.company, sender.method
+        try:
+            with self.env.cr.savepoint():
+                return sender.prepare(batch)
+        except metrika_errors.MetrikaError as error:
+            # Reading the counter (time zone) failed before any file was sent: log the
+            # attempt, so that the failure is visible and an alert has a record to live on.
+            upload = self._new_upload(company, method, row_count=0)
+            upload.conversion_ids = batch
+            upload._metrika_record_failure(error, sender.client.last_elapsed or 0.0)
+            self._record_failure(company, method, upload, batch, error)
+        except Exception as err:  # noqa: BLE001 - one broken batch must not stop the queue
+            _logger.exception(
+                "Metrica: a batch of %s conversions of company %s failed unexpectedly",
+                len(batch),
+                company.id,
+            )
+            batch._metrika_mark_final(
+                const.STATE_ERROR,
+                const.REASON_UNEXPECTED,
+                self.env._(
+                    "Sending failed on an unexpected error (%s); see the server log, then resend.",
+                    type(err).__name__,
+                ),
+            )
+        return None
+
+    def _upload(self, sender, upload, prepared):
+        """The one request, and what its answer or its failure means for the upload and rows."""
+        started = time.monotonic()
+        try:
+            answer = sender.send(upload, prepared)
+        except metrika_errors.MetrikaError as error:
+            # A file Metrica may have stored is looked up before its rows go again, unless
+            # sending it again is harmless.
+            maybe_stored = (
+                not sender.resend_is_harmless and error.retryable and error.maybe_accepted
+            )
+            upload._metrika_record_failure(
+                error,
+                time.monotonic() - started,
+                state=const.UPLOAD_UNCONFIRMED if maybe_stored else const.UPLOAD_FAILED,
+            )
+            self._record_failure(sender.company, sender.method, upload, prepared.conversions, error)
+            return
+        sender.record_success(upload, prepared, answer, time.monotonic() - started)
+        _logger.info(
+            "Metrica upload %s for company %s: %s conversions sent in %.2fs",
+            upload.id,
+            sender.company.id,
+            len(prepared.conversions),
+            time.monotonic() - started,
+        )
 
     def _new_upload(self, company, method, row_count):
         """The log entry of a file; its conversions are linked by the caller. (No "created"
@@ -333,13 +332,13 @@ class UploadRun:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _lock(self, table, condition, limit):
+    def _lock_uploads(self, condition, limit):
         """Lock and return the uploads matching ``condition``; those another worker holds (it is
         alive and on them) are skipped, not waited for."""
         rows = self.Conversion._metrika_execute_locking(
             SQL(
-                "SELECT id FROM %s WHERE %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                SQL.identifier(table),
+                "SELECT id FROM metrika_upload WHERE %s "
+                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 condition,
                 limit,
             )

@@ -21,6 +21,10 @@ class UploadSender:
     ``settle`` and ``poll``; subclasses say how each is done for their method."""
 
     method = None
+    # Whether sending a file again after its answer was lost changes nothing at Metrica. If it
+    # could count rows twice, a file Metrica may have stored is looked up (``settle``) before its
+    # rows go again.
+    resend_is_harmless = False
 
     def __init__(self, env, company, client):
         self.env = env
@@ -42,11 +46,13 @@ class UploadSender:
 
     def settle(self, uploads):
         """Uploads whose worker or answer was lost: find out, or make it harmless, before their
-        rows are sent again."""
+        rows are sent again; returns the number of uploads settled."""
         raise NotImplementedError
 
     def poll(self, uploads):
-        """Ask Metrica what became of accepted uploads (only where Metrica tells it)."""
+        """Ask Metrica what became of accepted uploads (only where Metrica tells it); returns the
+        number of uploads polled."""
+        return 0
 
     # -- shared ------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ class SimpleOrdersSender(UploadSender):
     """CRM orders, simplified (``simple_orders``): one row per order with its latest status."""
 
     method = const.TRANSPORT_SIMPLE_ORDERS
+    # SAVE with stable order ids: Metrica replaces an order it already has.
+    resend_is_harmless = True
 
     def no_identifier_message(self):
         return self.env._("Neither a ClientID nor a phone or e-mail is known for this record.")
