@@ -56,6 +56,12 @@ class UploadSender:
 
     # -- shared ------------------------------------------------------------------------------
 
+    def _mark_lost(self, upload, rows, summary):
+        """``upload`` is not at Metrica, or sending it again is harmless: its ``rows`` go again
+        now, and ``summary`` says why."""
+        upload.write({"state": const.UPLOAD_LOST, "settle_after": False, "result_summary": summary})
+        rows._metrika_mark_pending_again()
+
     def _skip_by_reason(self, skipped):
         """``skipped``: (state, reason) → ids of the conversions that do not go, and why."""
         for (state, reason), row_ids in skipped.items():

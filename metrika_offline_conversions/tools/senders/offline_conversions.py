@@ -161,17 +161,14 @@ class OfflineConversionsSender(UploadSender):
                     upload, PreparedFile(None, rows, upload.row_count), uploading, upload.duration
                 )
                 continue
-            upload.write(
-                {
-                    "state": const.UPLOAD_LOST,
-                    "settle_after": False,
-                    "result_summary": self.env._(
-                        "Metrica did not store this file (its reference is not among the "
-                        "counter's uploads); its rows are sent again."
-                    ),
-                }
+            self._mark_lost(
+                upload,
+                rows,
+                self.env._(
+                    "Metrica did not store this file (its reference is not among the counter's "
+                    "uploads); its rows are sent again."
+                ),
             )
-            rows._metrika_mark_pending_again()
         return len(uploads)
 
     def poll(self, uploads):
@@ -185,36 +182,30 @@ class OfflineConversionsSender(UploadSender):
                     raise
                 # Metrica no longer knows this upload (the counter itself answered the upload,
                 # so it is the upload that is gone): stop asking, say so.
-                upload.write(
-                    {
-                        "state": const.UPLOAD_PROCESSING_TIMEOUT,
-                        "next_poll_at": False,
-                        "result_summary": self.env._(
-                            "Metrica no longer knows this upload (HTTP 404); whether its rows "
-                            "were linked is unknown."
-                        ),
-                    }
+                self._record_unconfirmed(
+                    upload,
+                    rows,
+                    self.env._(
+                        "Metrica no longer knows this upload (HTTP 404); whether its rows were "
+                        "linked is unknown."
+                    ),
                 )
-                rows._metrika_mark_result(const.RESULT_UNCONFIRMED, upload.result_summary)
                 continue
             outcome = outcomes.offline_uploading_outcome(uploading)
             upload.write(upload._metrika_uploading_counts(uploading))
             if outcome.is_final:
                 self._record_outcome(upload, rows, outcome)
             elif upload.poll_deadline and now >= upload.poll_deadline:
-                upload.write(
-                    {
-                        "state": const.UPLOAD_PROCESSING_TIMEOUT,
-                        "next_poll_at": False,
-                        "result_summary": self.env._(
-                            "Metrica had not processed this file %(hours)s hours after it was "
-                            "sent (status %(status)s); whether its rows were linked is unknown.",
-                            hours=const.PROCESSING_DEADLINE_HOURS,
-                            status=outcome.status,
-                        ),
-                    }
+                self._record_unconfirmed(
+                    upload,
+                    rows,
+                    self.env._(
+                        "Metrica had not processed this file %(hours)s hours after it was sent "
+                        "(status %(status)s); whether its rows were linked is unknown.",
+                        hours=const.PROCESSING_DEADLINE_HOURS,
+                        status=outcome.status,
+                    ),
                 )
-                rows._metrika_mark_result(const.RESULT_UNCONFIRMED, upload.result_summary)
             else:
                 upload.next_poll_at = now + timedelta(minutes=const.POLL_INTERVAL_MINUTES)
         return len(uploads)
@@ -253,5 +244,15 @@ class OfflineConversionsSender(UploadSender):
                 status=outcome.status,
                 why=why,
             )
-        upload.write({"state": state, "next_poll_at": False, "result_summary": summary.strip()})
+        self._record_verdict(upload, rows, state, result, summary.strip())
+
+    def _record_unconfirmed(self, upload, rows, summary):
+        """Metrica will not say what became of ``upload``: it is no longer polled."""
+        self._record_verdict(
+            upload, rows, const.UPLOAD_PROCESSING_TIMEOUT, const.RESULT_UNCONFIRMED, summary
+        )
+
+    def _record_verdict(self, upload, rows, state, result, summary):
+        """The last word on ``upload``: polling stops, and its rows show what Metrica did."""
+        upload.write({"state": state, "next_poll_at": False, "result_summary": summary})
         rows._metrika_mark_result(result, upload.result_summary)

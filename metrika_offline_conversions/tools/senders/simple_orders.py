@@ -134,18 +134,12 @@ class SimpleOrdersSender(UploadSender):
         prepared.conversions._metrika_mark_sent(const.RESULT_ACCEPTED)
 
     def settle(self, uploads):
+        summary = self.env._(
+            "The answer was lost; the orders are sent again (Metrica replaces an order it already "
+            "has, so nothing is counted twice)."
+        )
         for upload in uploads:
-            upload.write(
-                {
-                    "state": const.UPLOAD_LOST,
-                    "settle_after": False,
-                    "result_summary": self.env._(
-                        "The answer was lost; the orders are sent again (Metrica replaces an "
-                        "order it already has, so nothing is counted twice)."
-                    ),
-                }
-            )
-            upload._metrika_open_rows()._metrika_mark_pending_again()
+            self._mark_lost(upload, upload._metrika_open_rows(), summary)
         return len(uploads)
 
 
