@@ -62,6 +62,20 @@ class UploadSender:
         upload.write({"state": const.UPLOAD_LOST, "settle_after": False, "result_summary": summary})
         rows._metrika_mark_pending_again()
 
+    def _live_rows(self, conversions, skipped):
+        """Each of ``conversions`` with its lead or order, all read at once with what their
+        identifiers come from; the conversions whose record was deleted go to ``skipped``."""
+        conversions.sale_order_id._metrika_fetch_identifiers()
+        conversions.lead_id._metrika_fetch_identifiers()
+        for conversion in conversions:
+            record = conversion._metrika_record()
+            if record:
+                yield conversion, record
+            else:
+                skipped.setdefault((const.STATE_ERROR, const.REASON_RECORD_DELETED), []).append(
+                    conversion.id
+                )
+
     def _skip_by_reason(self, skipped):
         """``skipped``: (state, reason) → ids of the conversions that do not go, and why."""
         for (state, reason), row_ids in skipped.items():
@@ -85,12 +99,6 @@ class UploadSender:
             return None
         currency = conversion.currency_id
         return Decimal(str(currency.round(revenue) if currency else revenue))
-
-
-def fetch_records(conversions):
-    """The batch's orders and leads, read at once with what their identifiers come from."""
-    conversions.sale_order_id._metrika_fetch_identifiers()
-    conversions.lead_id._metrika_fetch_identifiers()
 
 
 def aware_utc(value):

@@ -8,7 +8,7 @@ from odoo import fields
 from ... import const
 from ...metrika_core import errors as metrika_errors
 from ...metrika_core import formats, outcomes
-from .base import PreparedFile, UploadSender, aware_utc, fetch_records, written_indexes
+from .base import PreparedFile, UploadSender, aware_utc, written_indexes
 
 _logger = logging.getLogger(__name__)
 
@@ -40,13 +40,9 @@ class OfflineConversionsSender(UploadSender):
         skipped = {}  # (state, reason) → conversion ids, see SimpleOrdersSender.prepare
         items = {column: [] for column in self.COLUMNS}
         region = self.company._metrika_phone_region()
-        fetch_records(conversions)
-        for conversion in conversions:
-            record = conversion._metrika_record()
-            state, reason = const.STATE_SKIPPED, None
-            if not record:
-                state, reason = const.STATE_ERROR, const.REASON_RECORD_DELETED
-            elif conversion.event_date and conversion.event_date < limit:
+        for conversion, record in self._live_rows(conversions, skipped):
+            reason = None
+            if conversion.event_date and conversion.event_date < limit:
                 reason = const.REASON_VISIT_WINDOW
             elif not goals.get(conversion.event):
                 reason = const.REASON_NO_GOAL
@@ -59,24 +55,26 @@ class OfflineConversionsSender(UploadSender):
                 else:
                     reason = const.REASON_NO_IDENTIFIER
             if reason:
-                skipped.setdefault((state, reason), []).append(conversion.id)
+                skipped.setdefault((const.STATE_SKIPPED, reason), []).append(conversion.id)
                 continue
-            paid = conversion.event == const.EVENT_PAID
             items[column].append(
-                (
-                    conversion,
-                    formats.OfflineConversion(
-                        identifier=identifier,
-                        target=goals[conversion.event],
-                        date_time=aware_utc(conversion.event_date),
-                        price=self._decimal_revenue(conversion) if paid else None,
-                        currency=conversion.currency_id.name
-                        if paid and conversion.revenue
-                        else None,
-                    ),
-                )
+                (conversion, self._offline_conversion(conversion, identifier, goals))
             )
         self._skip_by_reason(skipped)
+        return self._first_file(items, goals)
+
+    def _offline_conversion(self, conversion, identifier, goals):
+        paid = conversion.event == const.EVENT_PAID
+        return formats.OfflineConversion(
+            identifier=identifier,
+            target=goals[conversion.event],
+            date_time=aware_utc(conversion.event_date),
+            price=self._decimal_revenue(conversion) if paid else None,
+            currency=conversion.currency_id.name if paid and conversion.revenue else None,
+        )
+
+    def _first_file(self, items, goals):
+        """The file of the first column with rows Metrica would take; None when there is none."""
         for column in self.COLUMNS:
             pairs = items[column]
             if not pairs:

@@ -7,7 +7,7 @@ from odoo.tools import SQL
 
 from ... import const
 from ...metrika_core import formats
-from .base import PreparedFile, UploadSender, aware_utc, fetch_records, written_indexes
+from .base import PreparedFile, UploadSender, aware_utc, written_indexes
 
 
 class SimpleOrdersSender(UploadSender):
@@ -30,14 +30,7 @@ class SimpleOrdersSender(UploadSender):
         skipped = {}  # (state, reason) → conversion ids
         orders = {}  # Metrica order id → [SimpleOrder, conversion ids]
         region = self.company._metrika_phone_region()
-        fetch_records(conversions)
-        for conversion in conversions:
-            record = conversion._metrika_record()
-            if not record:
-                skipped.setdefault((const.STATE_ERROR, const.REASON_RECORD_DELETED), []).append(
-                    conversion.id
-                )
-                continue
+        for conversion, record in self._live_rows(conversions, skipped):
             order_id = conversion.metrika_order_id
             reason = _crm_window_closed(conversion, order_id in already_sent, now)
             if reason is None:
@@ -57,9 +50,12 @@ class SimpleOrdersSender(UploadSender):
                 current = current.browse(latest[order_id]).with_prefetch(latest_prefetch)
             orders[order_id] = [self._simple_order(current, identifiers), [conversion.id]]
         self._skip_by_reason(skipped)
-        if not orders:
-            return None
-        groups = [(order, self.Conversion.browse(ids)) for order, ids in orders.values()]
+        return self._build_file(orders.values()) if orders else None
+
+    def _build_file(self, orders):
+        """The file of ``orders`` ([SimpleOrder, conversion ids] each); None when Metrica would
+        refuse every one of them."""
+        groups = [(order, self.Conversion.browse(ids)) for order, ids in orders]
         # Read once from Metrica (then kept on the company): only when something goes.
         time_zone = self.company._metrika_counter_time_zone(self.client)
         built = formats.build_simple_orders_file(
