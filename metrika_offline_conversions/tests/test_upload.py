@@ -802,6 +802,24 @@ class TestUpload(MetrikaCase):
 
     # ------------------------------------------------------------------ rows that cannot go
 
+    def assert_skipped_as_deleted(self, conversions):
+        """Conversions of a deleted lead or order: nothing to fix, so skipped, not a red error
+        row, and never at risk; nothing was uploaded."""
+        self.assertRecordValues(
+            conversions,
+            [
+                {
+                    "state": "skipped",
+                    "failure_reason": const.REASON_RECORD_DELETED,
+                    "at_risk": False,
+                }
+            ]
+            * len(conversions),
+        )
+        for conversion in conversions:
+            self.assertIn("deleted", conversion.last_error)
+        self.assertFalse(self.uploads())
+
     def test_too_old_and_deleted_records(self):
         old = self.make_order()
         old_conversion = self.conversions(old)
@@ -821,18 +839,24 @@ class TestUpload(MetrikaCase):
             old_conversion, [{"state": "skipped", "failure_reason": const.REASON_LINK_WINDOW}]
         )
         self.assertIn("21", old_conversion.last_error)
-        for conversion in deleted_conversions:
-            self.assertRecordValues(
-                conversion,
-                [
-                    {
-                        "state": "error",
-                        "failure_reason": "record_deleted",
-                    }
-                ],
-            )
-            self.assertTrue(conversion.last_error)
-        self.assertFalse(self.uploads())
+        self.assert_skipped_as_deleted(deleted_conversions)
+
+    def test_goal_based_conversions_of_a_deleted_record_are_skipped(self):
+        self.set_company(
+            metrika_transport=const.TRANSPORT_OFFLINE,
+            metrika_goal_in_progress="crm_qualified_lead",
+            metrika_goal_cancelled="crm_deal_lost",
+        )
+        deleted = self.make_order(metrika_client_id=CLIENT_ID)
+        deleted._action_cancel()
+        deleted_conversions = self.conversions(deleted)
+        self.assertEqual(len(deleted_conversions), 2)
+        deleted.unlink()
+
+        self.run_cron()
+
+        self.assertFalse(self.api.requests)
+        self.assert_skipped_as_deleted(deleted_conversions)
 
     # ------------------------------------------------------------------ resend
 

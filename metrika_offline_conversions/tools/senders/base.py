@@ -72,15 +72,14 @@ class UploadSender:
             if record:
                 yield conversion, record
             else:
-                skipped.setdefault((const.STATE_ERROR, const.REASON_RECORD_DELETED), []).append(
-                    conversion.id
-                )
+                # Nothing to fix and nothing to send: skipped, not an error.
+                skipped.setdefault(const.REASON_RECORD_DELETED, []).append(conversion.id)
 
     def _skip_by_reason(self, skipped):
-        """``skipped``: (state, reason) → ids of the conversions that do not go, and why."""
-        for (state, reason), row_ids in skipped.items():
+        """``skipped``: reason → ids of the conversions that do not go for that reason."""
+        for reason, row_ids in skipped.items():
             self.Conversion.browse(row_ids)._metrika_mark_final(
-                state, reason, SKIP_MESSAGES[reason](self)
+                const.STATE_SKIPPED, reason, SKIP_MESSAGES[reason](self)
             )
 
     def _mark_rejected(self, rows, rejected):

@@ -37,7 +37,7 @@ class OfflineConversionsSender(UploadSender):
         stay pending for the next call, which Odoo's scheduler makes at once."""
         goals = self._goals()
         limit = fields.Datetime.now() - timedelta(days=const.OFFLINE_VISIT_WINDOW_DAYS)
-        skipped = {}  # (state, reason) → conversion ids, see SimpleOrdersSender.prepare
+        skipped = {}  # reason → conversion ids, see SimpleOrdersSender.prepare
         items = {column: [] for column in self.COLUMNS}
         region = self.company._metrika_phone_region()
         for conversion, record in self._live_rows(conversions, skipped):
@@ -55,7 +55,7 @@ class OfflineConversionsSender(UploadSender):
                 else:
                     reason = const.REASON_NO_IDENTIFIER
             if reason:
-                skipped.setdefault((const.STATE_SKIPPED, reason), []).append(conversion.id)
+                skipped.setdefault(reason, []).append(conversion.id)
                 continue
             items[column].append(
                 (conversion, self._offline_conversion(conversion, identifier, goals))

@@ -27,7 +27,7 @@ class SimpleOrdersSender(UploadSender):
         latest_prefetch = self.Conversion.browse(latest.values())._prefetch_ids
         # Rows are gathered as ids and made recordsets once: a union per row would copy the
         # ids gathered so far every time (quadratic in the batch).
-        skipped = {}  # (state, reason) → conversion ids
+        skipped = {}  # reason → conversion ids
         orders = {}  # Metrica order id → [SimpleOrder, conversion ids]
         region = self.company._metrika_phone_region()
         for conversion, record in self._live_rows(conversions, skipped):
@@ -40,7 +40,7 @@ class SimpleOrdersSender(UploadSender):
                 ):
                     reason = const.REASON_NO_IDENTIFIER
             if reason:
-                skipped.setdefault((const.STATE_SKIPPED, reason), []).append(conversion.id)
+                skipped.setdefault(reason, []).append(conversion.id)
                 continue
             if order_id in orders:
                 orders[order_id][1].append(conversion.id)
