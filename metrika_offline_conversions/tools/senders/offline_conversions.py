@@ -8,6 +8,7 @@ from odoo import fields
 from ... import const
 from ...metrika_core import errors as metrika_errors
 from ...metrika_core import formats, outcomes
+from .. import metrika_messages
 from .base import PreparedFile, UploadSender, aware_utc, written_indexes
 
 _logger = logging.getLogger(__name__)
@@ -20,9 +21,7 @@ class OfflineConversionsSender(UploadSender):
     COLUMNS = ("ClientId", "Yclid")
 
     def no_identifier_message(self):
-        return self.env._(
-            "Goal-based conversions need a ClientID or a yclid; this record has neither."
-        )
+        return self.env._(metrika_messages.NO_CLIENT_ID_OR_YCLID)
 
     def _goals(self):
         company = self.company
