@@ -802,9 +802,19 @@ class TestUpload(MetrikaCase):
 
     # ------------------------------------------------------------------ rows that cannot go
 
+    def conversions_of_a_deleted_order(self, **values):
+        """The two conversions (created, cancelled) of an order deleted before they went."""
+        order = self.make_order(**values)
+        order._action_cancel()
+        conversions = self.conversions(order)
+        self.assertEqual(len(conversions), 2)
+        order.unlink()
+        return conversions
+
     def assert_skipped_as_deleted(self, conversions):
         """Conversions of a deleted lead or order: nothing to fix, so skipped, not a red error
         row, and never at risk; nothing was uploaded."""
+        self.assertFalse(self.api.requests)
         self.assertRecordValues(
             conversions,
             [
@@ -826,15 +836,10 @@ class TestUpload(MetrikaCase):
         old_conversion.sudo().write(
             {"order_create_date": fields.Datetime.now() - timedelta(days=22)}
         )
-        deleted = self.make_order()
-        deleted._action_cancel()
-        deleted_conversions = self.conversions(deleted)
-        self.assertEqual(len(deleted_conversions), 2)
-        deleted.unlink()
+        deleted_conversions = self.conversions_of_a_deleted_order()
 
         self.run_cron()
 
-        self.assertFalse(self.api.requests)
         self.assertRecordValues(
             old_conversion, [{"state": "skipped", "failure_reason": const.REASON_LINK_WINDOW}]
         )
@@ -847,15 +852,8 @@ class TestUpload(MetrikaCase):
             metrika_goal_in_progress="crm_qualified_lead",
             metrika_goal_cancelled="crm_deal_lost",
         )
-        deleted = self.make_order(metrika_client_id=CLIENT_ID)
-        deleted._action_cancel()
-        deleted_conversions = self.conversions(deleted)
-        self.assertEqual(len(deleted_conversions), 2)
-        deleted.unlink()
-
+        deleted_conversions = self.conversions_of_a_deleted_order(metrika_client_id=CLIENT_ID)
         self.run_cron()
-
-        self.assertFalse(self.api.requests)
         self.assert_skipped_as_deleted(deleted_conversions)
 
     # ------------------------------------------------------------------ resend
