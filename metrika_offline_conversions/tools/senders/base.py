@@ -54,6 +54,10 @@ class UploadSender:
         number of uploads polled."""
         return 0
 
+    def no_identifier_message(self):
+        """Why a row is skipped when its record has none of the identifiers this method needs."""
+        raise NotImplementedError
+
     # -- shared ------------------------------------------------------------------------------
 
     def _mark_lost(self, upload, rows, summary):
