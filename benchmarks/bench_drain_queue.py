@@ -184,7 +184,7 @@ class BatchMeter:
     """Wraps the upload of one batch (``UploadRun._send``) and the batch lock for a run."""
 
     def __init__(self, registry):
-        from odoo.addons.metrika_offline_conversions.tools.metrika_sender import UploadRun
+        from odoo.addons.metrika_offline_conversions.tools.upload_run import UploadRun
 
         self.run_class = UploadRun
         self.model = registry["metrika.conversion"]

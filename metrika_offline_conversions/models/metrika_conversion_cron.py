@@ -12,7 +12,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 from .. import const
-from ..tools.metrika_sender import UploadRun
+from ..tools.upload_run import UploadRun
 
 _logger = logging.getLogger(__name__)
 

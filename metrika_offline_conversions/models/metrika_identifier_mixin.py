@@ -11,6 +11,7 @@ from ..metrika_core.identifiers import (
     normalize_phone,
     normalize_yclid,
 )
+from ..tools.metrika_messages import NO_CLIENT_ID_OR_YCLID
 from .metrika_conversion import EVENT_STATUS
 
 # _metrika_identifiers' default: local phone numbers are read in the record's company's country.
@@ -178,9 +179,7 @@ class MetrikaIdentifierMixin(models.AbstractModel):
             values.update(
                 state=const.STATE_SKIPPED,
                 failure_reason=const.REASON_NO_IDENTIFIER,
-                last_error=_(
-                    "Goal-based conversions need a ClientID or a yclid; this record has neither."
-                ),
+                last_error=record.env._(NO_CLIENT_ID_OR_YCLID),
             )
         return values
 

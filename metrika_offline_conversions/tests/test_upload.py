@@ -12,10 +12,8 @@ from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.metrika_offline_conversions import const
-from odoo.addons.metrika_offline_conversions.tools.metrika_sender import (
-    SimpleOrdersSender,
-    UploadRun,
-)
+from odoo.addons.metrika_offline_conversions.tools.senders import SimpleOrdersSender
+from odoo.addons.metrika_offline_conversions.tools.upload_run import UploadRun
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, MetrikaCase, csv_rows, load_stand_in
 
@@ -804,37 +802,59 @@ class TestUpload(MetrikaCase):
 
     # ------------------------------------------------------------------ rows that cannot go
 
+    def conversions_of_a_deleted_order(self, **values):
+        """The two conversions (created, cancelled) of an order deleted before they went."""
+        order = self.make_order(**values)
+        order._action_cancel()
+        conversions = self.conversions(order)
+        self.assertEqual(len(conversions), 2)
+        order.unlink()
+        return conversions
+
+    def assert_skipped_as_deleted(self, conversions):
+        """Conversions of a deleted lead or order: nothing to fix, so skipped, not a red error
+        row, and never at risk; nothing was uploaded."""
+        self.assertFalse(self.api.requests)
+        self.assertRecordValues(
+            conversions,
+            [
+                {
+                    "state": "skipped",
+                    "failure_reason": const.REASON_RECORD_DELETED,
+                    "at_risk": False,
+                }
+            ]
+            * len(conversions),
+        )
+        for conversion in conversions:
+            self.assertIn("deleted", conversion.last_error)
+        self.assertFalse(self.uploads())
+
     def test_too_old_and_deleted_records(self):
         old = self.make_order()
         old_conversion = self.conversions(old)
         old_conversion.sudo().write(
             {"order_create_date": fields.Datetime.now() - timedelta(days=22)}
         )
-        deleted = self.make_order()
-        deleted._action_cancel()
-        deleted_conversions = self.conversions(deleted)
-        self.assertEqual(len(deleted_conversions), 2)
-        deleted.unlink()
+        deleted_conversions = self.conversions_of_a_deleted_order()
 
         self.run_cron()
 
-        self.assertFalse(self.api.requests)
         self.assertRecordValues(
             old_conversion, [{"state": "skipped", "failure_reason": const.REASON_LINK_WINDOW}]
         )
         self.assertIn("21", old_conversion.last_error)
-        for conversion in deleted_conversions:
-            self.assertRecordValues(
-                conversion,
-                [
-                    {
-                        "state": "error",
-                        "failure_reason": "record_deleted",
-                    }
-                ],
-            )
-            self.assertTrue(conversion.last_error)
-        self.assertFalse(self.uploads())
+        self.assert_skipped_as_deleted(deleted_conversions)
+
+    def test_goal_based_conversions_of_a_deleted_record_are_skipped(self):
+        self.set_company(
+            metrika_transport=const.TRANSPORT_OFFLINE,
+            metrika_goal_in_progress="crm_qualified_lead",
+            metrika_goal_cancelled="crm_deal_lost",
+        )
+        deleted_conversions = self.conversions_of_a_deleted_order(metrika_client_id=CLIENT_ID)
+        self.run_cron()
+        self.assert_skipped_as_deleted(deleted_conversions)
 
     # ------------------------------------------------------------------ resend
 

@@ -19,7 +19,7 @@ from odoo.modules.registry import Registry
 from odoo.tests.common import BaseCase, get_db_name, tagged
 
 from odoo.addons.metrika_offline_conversions import const
-from odoo.addons.metrika_offline_conversions.tools import metrika_sender
+from odoo.addons.metrika_offline_conversions.tools import senders, upload_run
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, StandInAccessMixin, load_stand_in
 
@@ -249,7 +249,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
 
     def test_killed_worker_sends_no_goal_hit_twice(self):
         self.use_goal_based_method()
-        self.kill_after_metrica_stored_the_first_file(metrika_sender.OfflineConversionsSender)
+        self.kill_after_metrica_stored_the_first_file(senders.OfflineConversionsSender)
         # Metrica stored the first file; the worker died before it committed that.
         self.assertEqual(sum(self.api.stored_offline_rows.values()), BATCH_SIZE)
         states = [state for state, _attempts, _uploads in self.committed_state().values()]
@@ -275,7 +275,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         )
 
     def test_killed_worker_of_crm_orders_loses_nothing(self):
-        self.kill_after_metrica_stored_the_first_file(metrika_sender.SimpleOrdersSender)
+        self.kill_after_metrica_stored_the_first_file(senders.SimpleOrdersSender)
         self.assertEqual(sum(self.api.stored_order_ids.values()), BATCH_SIZE)
         self.open_uploads_are_overdue()
         self.in_thread(self.run_worker)
@@ -296,7 +296,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         self.use_goal_based_method()
         holding = threading.Event()
         release = threading.Event()
-        original_hold = metrika_sender.UploadRun._hold
+        original_hold = upload_run.UploadRun._hold
 
         def hold_and_wait(run, upload):
             original_hold(run, upload)
@@ -307,7 +307,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         # Every upload is past its grace period from the start.
         with (
             patch.object(const, "IN_FLIGHT_GRACE_SECONDS", -60),
-            patch.object(metrika_sender.UploadRun, "_hold", hold_and_wait),
+            patch.object(upload_run.UploadRun, "_hold", hold_and_wait),
         ):
             with ThreadPoolExecutor(max_workers=1) as executor:
                 first = executor.submit(self.run_worker, 1)
@@ -394,7 +394,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
                     company, const.TRANSPORT_SIMPLE_ORDERS
                 )
                 ids = set(batch.ids)
-                metrika_sender.UploadRun(env)._send(company, const.TRANSPORT_SIMPLE_ORDERS, batch)
+                upload_run.UploadRun(env)._send(company, const.TRANSPORT_SIMPLE_ORDERS, batch)
             self.assertEqual(len(ids), BATCH_SIZE)
         finally:
             user_cr.rollback()
@@ -465,7 +465,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             self.assertFalse(set(batch_a.ids) & set(batch_b.ids), "B skips the rows A holds")
 
             # A sends its batch and commits: its rows are no longer locked, and sent.
-            metrika_sender.UploadRun(env_a)._send(company_a, transport, batch_a)
+            upload_run.UploadRun(env_a)._send(company_a, transport, batch_a)
             cr_a.commit()
             self.assertEqual(set(batch_a.mapped("state")), {const.STATE_SENT})
 
@@ -473,7 +473,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             # hand them out again, nor crash the run.
             again = env_b["metrika.conversion"]._metrika_lock_due_batch(company_b, transport)
             self.assertFalse(set(again.ids) & set(batch_a.ids), "A's sent rows are never taken")
-            metrika_sender.UploadRun(env_b)._send(company_b, transport, batch_b)
+            upload_run.UploadRun(env_b)._send(company_b, transport, batch_b)
             cr_b.commit()
 
             # A fresh transaction takes what is left, and only that.

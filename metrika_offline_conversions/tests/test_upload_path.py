@@ -8,7 +8,7 @@ from odoo.tests import tagged
 
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.metrika_core.client import MetrikaClient
-from odoo.addons.metrika_offline_conversions.tools.metrika_sender import retry_delay
+from odoo.addons.metrika_offline_conversions.tools.upload_run import retry_delay
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, MetrikaCase
 
@@ -65,6 +65,28 @@ class TestUploadPath(MetrikaCase):
             [("cron_id", "=", self.cron.id), ("call_at", "=", when)]
         )
 
+    def lost_goal_upload(self, stored):
+        """A goal-based upload whose answer was lost (Metrica ``stored`` it, or not), now due
+        to be settled; returns its conversion and the upload."""
+        self.use_goals()
+        conversion = self.conversions(self.goal_order())
+        self.api.fail_next("drop", path="offline_conversions/upload", accept=stored)
+        self.run_cron()
+        [upload] = self.uploads()
+        self.overdue(upload)
+        return conversion, upload
+
+    def failing_status_check(self, status):
+        """An accepted goal-based upload, due for a status check Metrica answers with HTTP
+        ``status``; returns its conversion and the upload."""
+        self.use_goals()
+        conversion = self.conversions(self.goal_order())
+        self.run_cron()
+        upload = conversion.upload_id
+        self.api.fail_next(status, path="offline_conversions/uploading/", method="GET")
+        self.poll_due(upload)
+        return conversion, upload
+
     def fill_uploadings(self, count):
         """Other uploads of the counter, before ours (another shop, earlier months)."""
         client = MetrikaClient(TOKEN, COUNTER_ID, base_url=self.api.url, timeout=(5, 10))
@@ -108,17 +130,31 @@ class TestUploadPath(MetrikaCase):
         self.assertTrue(upload.uploading_id)
 
     def test_lost_answer_of_an_unstored_goal_file_sends_it_again(self):
-        self.use_goals()
-        conversion = self.conversions(self.goal_order())
-        self.api.fail_next("drop", path="offline_conversions/upload", accept=False)
-        self.run_cron()
-        [lost] = self.uploads()
-        self.overdue(lost)
+        conversion, lost = self.lost_goal_upload(stored=False)
         self.run_cron()
         self.assertRecordValues(lost, [{"state": const.UPLOAD_LOST}])
         self.assertEqual(len(self.posts(OFFLINE_PATH)), 2)
         self.assertEqual(sum(self.api.stored_offline_rows.values()), 1)
         self.assertRecordValues(conversion, [{"state": const.STATE_SENT}])
+
+    def test_a_lost_answer_metrica_cannot_look_up_now_is_looked_up_later(self):
+        conversion, upload = self.lost_goal_upload(stored=True)
+        self.api.fail_next(503, path="offline_conversions/uploadings", method="GET")
+        before = fields.Datetime.now()
+        self.run_cron()
+        self.assertFalse(self.company.metrika_paused, "an outage pauses nothing")
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_UNCONFIRMED}])
+        self.assertRecordValues(conversion, [{"state": const.STATE_SENDING}])
+        self.assertGreaterEqual(upload.settle_after, before + MINUTE)
+        self.assertLessEqual(upload.settle_after, fields.Datetime.now() + MINUTE)
+        self.assertTrue(self.triggers_at(upload.settle_after), "the cron is woken for it")
+        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1, "never sent again unchecked")
+
+        self.overdue(upload)
+        self.run_cron()
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_ACCEPTED}])
+        self.assertRecordValues(conversion, [{"state": const.STATE_SENT}])
+        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1)
 
     def test_crm_orders_whose_answer_was_lost_are_sent_again(self):
         conversion = self.conversions(self.make_order(metrika_client_id=CLIENT_ID))
@@ -212,18 +248,47 @@ class TestUploadPath(MetrikaCase):
         self.assertRecordValues(conversion, [{"metrika_result": const.RESULT_UNCONFIRMED}])
 
     def test_an_upload_metrica_no_longer_knows_stops_being_polled(self):
-        self.use_goals()
-        conversion = self.conversions(self.goal_order())
-        self.run_cron()
-        upload = conversion.upload_id
-        self.api.fail_next(404, path="offline_conversions/uploading/", method="GET")
-        self.poll_due(upload)
+        conversion, upload = self.failing_status_check(404)
         self.run_cron()
         self.assertFalse(self.company.metrika_paused, "the counter is fine: nothing to pause")
         self.assertRecordValues(
             upload, [{"state": const.UPLOAD_PROCESSING_TIMEOUT, "next_poll_at": False}]
         )
         self.assertRecordValues(conversion, [{"metrika_result": const.RESULT_UNCONFIRMED}])
+
+    def test_a_refused_status_check_pauses_the_company_until_it_is_fixed(self):
+        conversion, upload = self.failing_status_check(401)
+        before = fields.Datetime.now()
+        self.run_cron()
+        self.assertTrue(self.company.metrika_paused)
+        self.assertTrue(
+            self.env["mail.activity"].search(
+                [("res_model", "=", "metrika.upload"), ("res_id", "=", upload.id)]
+            ),
+            "the administrators are told on the upload",
+        )
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_ACCEPTED}])
+        self.assertRecordValues(
+            conversion,
+            [{"state": const.STATE_SENT, "metrika_result": const.RESULT_PROCESSING}],
+        )
+        self.assertGreaterEqual(upload.next_poll_at, before + MINUTE)
+        self.assertLessEqual(upload.next_poll_at, fields.Datetime.now() + MINUTE)
+
+        def status_checks():
+            return [r for r in self.api.requests if r.method == "GET" and "uploading/" in r.path]
+
+        checks = len(status_checks())
+        self.poll_due(upload)
+        self.run_cron()
+        self.assertEqual(len(status_checks()), checks, "no status check while paused")
+
+        self.api.set_offline_status(int(upload.uploading_id), "PROCESSED")
+        self.company.sudo().write({"metrika_paused": False, "metrika_pause_reason": False})
+        self.run_cron()
+        self.assertEqual(len(status_checks()), checks + 1)
+        self.assertRecordValues(upload, [{"state": const.UPLOAD_PROCESSED}])
+        self.assertRecordValues(conversion, [{"metrika_result": const.RESULT_LINKED}])
 
     def test_rows_metrica_refuses_are_flagged(self):
         self.api.strict_goals = True

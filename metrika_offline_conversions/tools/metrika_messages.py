@@ -13,6 +13,13 @@ _lt = LazyTranslate(__name__)
 
 TOKEN_PERMISSIONS = "metrika:read + metrika:offline_data (or metrika:write)"
 
+# Why a goal-based conversion is skipped when its record has no click to link it to: said by
+# the goal-based sender, and meant for the queue too (a row queued without one is skipped at
+# once). Translate with ``env._(NO_CLIENT_ID_OR_YCLID)``.
+NO_CLIENT_ID_OR_YCLID = _lt(
+    "Goal-based conversions need a ClientID or a yclid; this record has neither."
+)
+
 ERROR_TABLE = (
     (
         metrika_errors.MetrikaAuthError,
