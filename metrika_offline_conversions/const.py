@@ -92,6 +92,14 @@ UPLOAD_FAILED = "failed"
 UPLOAD_LOST = "lost"
 UPLOAD_OPEN_STATES = (UPLOAD_SENDING, UPLOAD_UNCONFIRMED)
 
+# -- Attribution quality of a lead or an order ------------------------------------------------
+# How well Metrica can link it to a visit: with a ClientID and a phone or e-mail (maximum), a
+# ClientID only (good), a phone or e-mail only (medium), nothing to link it by (none).
+ATTRIBUTION_MAXIMUM = "maximum"
+ATTRIBUTION_GOOD = "good"
+ATTRIBUTION_MEDIUM = "medium"
+ATTRIBUTION_NONE = "none"
+
 # -- Events and upload methods ----------------------------------------------------------------
 EVENT_IN_PROGRESS = "in_progress"
 EVENT_PAID = "paid"
