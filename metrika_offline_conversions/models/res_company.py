@@ -8,12 +8,11 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from .. import const
+from ..metrika_core import formats
 from ..metrika_core.client import MetrikaClient
 
 _logger = logging.getLogger(__name__)
 
-# Metrica goal identifiers may not contain these characters (a JavaScript-event goal's rule).
-GOAL_FORBIDDEN = re.compile(r'[/\\&#?="\s]')
 # Every transaction reads its company (record rules, currency, ...) with all the columns of
 # the default prefetch group. Only the settings read where a user confirms, pays or cancels
 # stay in it; the upload's settings are fetched together, by the cron and the settings form,
@@ -121,7 +120,7 @@ class ResCompany(models.Model):
                 company.metrika_goal_paid,
                 company.metrika_goal_cancelled,
             ):
-                if goal and GOAL_FORBIDDEN.search(goal):
+                if goal and not formats.is_valid_goal_identifier(goal):
                     raise ValidationError(
                         _(
                             "A Metrica goal identifier cannot contain spaces or any of "
