@@ -127,3 +127,6 @@ LEAD_LOST = "lost"
 TRIGGER_SLOT_SECONDS = 10
 
 CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"
+# The activity type of the administrators' alerts that sending waits for a settings fix: their
+# identity (with the company's uploads), whatever language their summary was written in.
+SETTINGS_ALERT_ACTIVITY_TYPE = "metrika_offline_conversions.mail_activity_type_settings_alert"

@@ -8,3 +8,4 @@ from . import crm_lead
 from . import res_partner
 from . import account_move
 from . import payment_transaction
+from . import mail_activity_type

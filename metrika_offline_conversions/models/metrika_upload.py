@@ -201,19 +201,19 @@ class MetrikaUpload(models.Model):
 
     def _metrika_alert_administrators(self, company, message):
         """One activity per administrator of the company while sending waits for them: a run
-        that finds the same fault again adds none."""
+        that finds the same fault again adds none. Each summary is in its administrator's
+        language; the alerts are found again by their type, never by that text."""
         if not self:
             return
-        summary = self._metrika_alert_summary()
+        alert_type = self.env.ref(const.SETTINGS_ALERT_ACTIVITY_TYPE)
         admins = self.env.ref("base.group_system").users.filtered(
             lambda user: not user.share and company in user.company_ids
         )
         already = self._metrika_alerts(company).user_id
-        activity_type = self.env.ref("mail.mail_activity_data_todo", raise_if_not_found=False)
         for user in admins - already:
             self.activity_schedule(
-                activity_type_id=activity_type.id if activity_type else False,
-                summary=summary,
+                activity_type_id=alert_type.id,
+                summary=alert_type.with_context(lang=user.lang).summary,
                 note=message,
                 user_id=user.id,
             )
@@ -224,20 +224,18 @@ class MetrikaUpload(models.Model):
         self._metrika_alerts(company).unlink()
 
     @api.model
-    def _metrika_alert_summary(self):
-        return _("Yandex Metrica: fix the settings or the access")
-
-    @api.model
     def _metrika_alerts(self, company):
-        """The open activities asking the company's administrators to fix the settings."""
+        """The open activities asking the company's administrators to fix the settings: of the
+        alert type, on one of the company's uploads (a subquery, not a list of their ids)."""
+        alert_type = self.env.ref(const.SETTINGS_ALERT_ACTIVITY_TYPE)
         return (
             self.env["mail.activity"]
             .sudo()
             .search(
                 [
+                    ("activity_type_id", "=", alert_type.id),
                     ("res_model", "=", self._name),
-                    ("res_id", "in", self.sudo().search([("company_id", "=", company.id)]).ids),
-                    ("summary", "=", self._metrika_alert_summary()),
+                    ("res_id", "in", self.sudo()._search([("company_id", "=", company.id)])),
                 ]
             )
         )
