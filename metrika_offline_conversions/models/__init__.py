@@ -1,4 +1,5 @@
 from . import metrika_conversion
+from . import metrika_conversion_prune
 from . import metrika_upload
 from . import metrika_identifier_mixin
 from . import res_company

@@ -4,11 +4,13 @@ import uuid
 from datetime import timedelta
 
 from odoo import _, api, fields, models
+from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import errors as metrika_errors
 from ..metrika_core.client import offline_upload_comment
 from ..tools import metrika_messages
+from ..tools.metrika_retention import prune_in_batches, retention_cutoff
 
 _logger = logging.getLogger(__name__)
 
@@ -262,3 +264,44 @@ class MetrikaUpload(models.Model):
                 _logger.info(
                     "Metrica: removed %s uploaded files of company %s", len(attachments), company.id
                 )
+
+    @api.autovacuum
+    def _gc_closed_uploads(self):
+        """Delete the uploads Metrica has answered (neither open nor still polled) that have not
+        changed for their company's sync log retention, with their files and chatter. An upload
+        an administrator still has an open activity on (a settings alert) is kept."""
+        total = prune_in_batches(self.env, self._metrika_prune_batch)
+        if total:
+            _logger.info("Metrica: removed %s closed uploads from the sync log", total)
+
+    @api.model
+    def _metrika_prune_batch(self, limit):
+        """Delete up to ``limit`` prunable uploads; return how many. Uploads a transaction holds
+        (a worker settling or polling them) are skipped, not waited for."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """SELECT upload.id
+                     FROM metrika_upload upload
+                     JOIN res_company company ON company.id = upload.company_id
+                    WHERE upload.state NOT IN %(open)s
+                      AND upload.next_poll_at IS NULL
+                      AND %(old)s
+                      AND NOT EXISTS (
+                          SELECT 1 FROM mail_activity activity
+                           WHERE activity.res_model = %(model)s
+                             AND activity.res_id = upload.id
+                             AND activity.active)
+                    LIMIT %(limit)s
+                      FOR UPDATE OF upload SKIP LOCKED""",
+                open=const.UPLOAD_OPEN_STATES,
+                old=retention_cutoff("upload", fields.Datetime.now()),
+                model=self._name,
+                limit=limit,
+            )
+        )
+        uploads = self.sudo().browse(upload_id for (upload_id,) in self.env.cr.fetchall())
+        # The ORM's unlink: their files, messages, followers and done activities go with them;
+        # their lines in the conversions' many2many by ON DELETE CASCADE.
+        uploads.unlink()
+        return len(uploads)

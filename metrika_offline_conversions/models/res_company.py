@@ -86,6 +86,15 @@ class ResCompany(models.Model):
         default=const.DEFAULT_UPLOAD_RETENTION_DAYS,
         prefetch=UPLOAD_SETTINGS,
     )
+    metrika_log_retention_days = fields.Integer(
+        string="Keep the sync log for (days)",
+        default=const.DEFAULT_LOG_RETENTION_DAYS,
+        prefetch=UPLOAD_SETTINGS,
+        help="Conversions no longer waiting to be sent, and uploads Metrica has answered, are "
+        "deleted once they have not changed for this many days. At least %s days: as long as "
+        "Metrica accepts updates of an order, the log tells what it already has."
+        % const.MIN_LOG_RETENTION_DAYS,
+    )
     metrika_paused = fields.Boolean(
         string="Metrica sending paused", readonly=True, copy=False, prefetch=UPLOAD_SETTINGS
     )
@@ -130,7 +139,9 @@ class ResCompany(models.Model):
                         )
                     )
 
-    @api.constrains("metrika_batch_size", "metrika_upload_retention_days")
+    @api.constrains(
+        "metrika_batch_size", "metrika_upload_retention_days", "metrika_log_retention_days"
+    )
     def _check_metrika_numbers(self):
         for company in self:
             if not 1 <= company.metrika_batch_size <= const.MAX_BATCH_SIZE:
@@ -139,6 +150,14 @@ class ResCompany(models.Model):
                 )
             if company.metrika_upload_retention_days < 1:
                 raise ValidationError(_("Uploaded files must be kept at least one day."))
+            if company.metrika_log_retention_days < const.MIN_LOG_RETENTION_DAYS:
+                raise ValidationError(
+                    self.env._(
+                        "The sync log must be kept at least %s days: as long as Metrica accepts "
+                        "updates of an order, the log tells what it already has.",
+                        const.MIN_LOG_RETENTION_DAYS,
+                    )
+                )
 
     @api.constrains("metrika_api_url")
     def _check_metrika_api_url(self):
