@@ -11,6 +11,7 @@
         "security/metrika_security.xml",
         "security/ir.model.access.csv",
         "data/ir_cron_data.xml",
+        "data/mail_activity_type_data.xml",
         "views/metrika_conversion_views.xml",
         "views/metrika_upload_views.xml",
         "views/sale_order_views.xml",

@@ -29,6 +29,21 @@ OFFLINE_VISIT_WINDOW_DAYS = 21
 # as at risk, so that somebody fixes the cause while Metrica still takes them.
 AT_RISK_DAYS = 3
 
+# -- Sync log retention -----------------------------------------------------------------------
+# Settled conversions and closed uploads are deleted once they have not changed for the
+# company's retention. The log is also what the addon remembers of an order: whether Metrica
+# already has it (the 21- or the 111-day rule), whether a cancellation is worth sending, whether
+# an event reached again is sent again. Those questions only matter while Metrica still takes
+# the order, at most CRM_LINKED_ORDER_UPDATE_DAYS after its creation: no company may keep its
+# log for less. The default keeps more than a year (a season compared with the last one, a
+# yearly audit) at a few hundred bytes a row.
+DEFAULT_LOG_RETENTION_DAYS = 400
+MIN_LOG_RETENTION_DAYS = CRM_LINKED_ORDER_UPDATE_DAYS
+# Rows deleted per statement, each statement committed on its own (row locks held briefly), and
+# the seconds one daily vacuum spends on a table before leaving the rest for the next day.
+LOG_PRUNE_BATCH = 10000
+LOG_PRUNE_SECONDS = 30
+
 # -- Retry schedule ---------------------------------------------------------------------------
 # Minutes to wait after the n-th failed attempt (the last value holds for every later one).
 # Minutes, not seconds: Metrica's outages last minutes, and Odoo's scheduler wakes once a
@@ -50,6 +65,10 @@ STATE_SENT = "sent"
 STATE_ERROR = "error"
 STATE_SKIPPED = "skipped"
 STATE_CANCELLED = "cancelled"
+# Nothing changes these rows by themselves any more (a manager's Resend, or the record reaching
+# the event again, may bring them back): the sync log's retention may delete them. Never pending
+# or sending rows.
+SETTLED_STATES = (STATE_SENT, STATE_SKIPPED, STATE_CANCELLED, STATE_ERROR)
 
 # Why a conversion is not sent (yet).
 REASON_NO_IDENTIFIER = "no_identifier"
@@ -92,6 +111,14 @@ UPLOAD_FAILED = "failed"
 UPLOAD_LOST = "lost"
 UPLOAD_OPEN_STATES = (UPLOAD_SENDING, UPLOAD_UNCONFIRMED)
 
+# -- Attribution quality of a lead or an order ------------------------------------------------
+# How well Metrica can link it to a visit: with a ClientID and a phone or e-mail (maximum), a
+# ClientID only (good), a phone or e-mail only (medium), nothing to link it by (none).
+ATTRIBUTION_MAXIMUM = "maximum"
+ATTRIBUTION_GOOD = "good"
+ATTRIBUTION_MEDIUM = "medium"
+ATTRIBUTION_NONE = "none"
+
 # -- Events and upload methods ----------------------------------------------------------------
 EVENT_IN_PROGRESS = "in_progress"
 EVENT_PAID = "paid"
@@ -119,3 +146,6 @@ LEAD_LOST = "lost"
 TRIGGER_SLOT_SECONDS = 10
 
 CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"
+# The activity type of the administrators' alerts that sending waits for a settings fix: their
+# identity (with the company's uploads), whatever language their summary was written in.
+SETTINGS_ALERT_ACTIVITY_TYPE = "metrika_offline_conversions.mail_activity_type_settings_alert"

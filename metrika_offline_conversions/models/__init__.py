@@ -2,6 +2,7 @@ from . import metrika_conversion
 from . import metrika_conversion_queue
 from . import metrika_conversion_cron
 from . import metrika_conversion_state
+from . import metrika_conversion_prune
 from . import metrika_upload
 from . import metrika_identifier_mixin
 from . import res_company
@@ -11,3 +12,4 @@ from . import crm_lead
 from . import res_partner
 from . import account_move
 from . import payment_transaction
+from . import mail_activity_type

@@ -4,11 +4,13 @@ import uuid
 from datetime import timedelta
 
 from odoo import _, api, fields, models
+from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import errors as metrika_errors
 from ..metrika_core.client import offline_upload_comment
 from ..tools import metrika_messages
+from ..tools.metrika_retention import prune_in_batches, retention_cutoff
 
 _logger = logging.getLogger(__name__)
 
@@ -201,19 +203,19 @@ class MetrikaUpload(models.Model):
 
     def _metrika_alert_administrators(self, company, message):
         """One activity per administrator of the company while sending waits for them: a run
-        that finds the same fault again adds none."""
+        that finds the same fault again adds none. Each summary is in its administrator's
+        language; the alerts are found again by their type, never by that text."""
         if not self:
             return
-        summary = self._metrika_alert_summary()
+        alert_type = self.env.ref(const.SETTINGS_ALERT_ACTIVITY_TYPE)
         admins = self.env.ref("base.group_system").users.filtered(
             lambda user: not user.share and company in user.company_ids
         )
         already = self._metrika_alerts(company).user_id
-        activity_type = self.env.ref("mail.mail_activity_data_todo", raise_if_not_found=False)
         for user in admins - already:
             self.activity_schedule(
-                activity_type_id=activity_type.id if activity_type else False,
-                summary=summary,
+                activity_type_id=alert_type.id,
+                summary=alert_type.with_context(lang=user.lang).summary,
                 note=message,
                 user_id=user.id,
             )
@@ -224,20 +226,18 @@ class MetrikaUpload(models.Model):
         self._metrika_alerts(company).unlink()
 
     @api.model
-    def _metrika_alert_summary(self):
-        return _("Yandex Metrica: fix the settings or the access")
-
-    @api.model
     def _metrika_alerts(self, company):
-        """The open activities asking the company's administrators to fix the settings."""
+        """The open activities asking the company's administrators to fix the settings: of the
+        alert type, on one of the company's uploads (a subquery, not a list of their ids)."""
+        alert_type = self.env.ref(const.SETTINGS_ALERT_ACTIVITY_TYPE)
         return (
             self.env["mail.activity"]
             .sudo()
             .search(
                 [
+                    ("activity_type_id", "=", alert_type.id),
                     ("res_model", "=", self._name),
-                    ("res_id", "in", self.sudo().search([("company_id", "=", company.id)]).ids),
-                    ("summary", "=", self._metrika_alert_summary()),
+                    ("res_id", "in", self.sudo()._search([("company_id", "=", company.id)])),
                 ]
             )
         )
@@ -264,3 +264,44 @@ class MetrikaUpload(models.Model):
                 _logger.info(
                     "Metrica: removed %s uploaded files of company %s", len(attachments), company.id
                 )
+
+    @api.autovacuum
+    def _gc_closed_uploads(self):
+        """Delete the uploads Metrica has answered (neither open nor still polled) that have not
+        changed for their company's sync log retention, with their files and chatter. An upload
+        an administrator still has an open activity on (a settings alert) is kept."""
+        total = prune_in_batches(self.env, self._metrika_prune_batch)
+        if total:
+            _logger.info("Metrica: removed %s closed uploads from the sync log", total)
+
+    @api.model
+    def _metrika_prune_batch(self, limit):
+        """Delete up to ``limit`` prunable uploads; return how many. Uploads a transaction holds
+        (a worker settling or polling them) are skipped, not waited for."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """SELECT upload.id
+                     FROM metrika_upload upload
+                     JOIN res_company company ON company.id = upload.company_id
+                    WHERE upload.state NOT IN %(open)s
+                      AND upload.next_poll_at IS NULL
+                      AND %(old)s
+                      AND NOT EXISTS (
+                          SELECT 1 FROM mail_activity activity
+                           WHERE activity.res_model = %(model)s
+                             AND activity.res_id = upload.id
+                             AND activity.active)
+                    LIMIT %(limit)s
+                      FOR UPDATE OF upload SKIP LOCKED""",
+                open=const.UPLOAD_OPEN_STATES,
+                old=retention_cutoff("upload", fields.Datetime.now()),
+                model=self._name,
+                limit=limit,
+            )
+        )
+        uploads = self.sudo().browse(upload_id for (upload_id,) in self.env.cr.fetchall())
+        # The ORM's unlink: their files, messages, followers and done activities go with them;
+        # their lines in the conversions' many2many by ON DELETE CASCADE.
+        uploads.unlink()
+        return len(uploads)

@@ -8,12 +8,11 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from .. import const
+from ..metrika_core import formats
 from ..metrika_core.client import MetrikaClient
 
 _logger = logging.getLogger(__name__)
 
-# Metrica goal identifiers may not contain these characters (a JavaScript-event goal's rule).
-GOAL_FORBIDDEN = re.compile(r'[/\\&#?="\s]')
 # Every transaction reads its company (record rules, currency, ...) with all the columns of
 # the default prefetch group. Only the settings read where a user confirms, pays or cancels
 # stay in it; the upload's settings are fetched together, by the cron and the settings form,
@@ -87,6 +86,15 @@ class ResCompany(models.Model):
         default=const.DEFAULT_UPLOAD_RETENTION_DAYS,
         prefetch=UPLOAD_SETTINGS,
     )
+    metrika_log_retention_days = fields.Integer(
+        string="Keep the sync log for (days)",
+        default=const.DEFAULT_LOG_RETENTION_DAYS,
+        prefetch=UPLOAD_SETTINGS,
+        help="Conversions no longer waiting to be sent, and uploads Metrica has answered, are "
+        "deleted once they have not changed for this many days. At least %s days: as long as "
+        "Metrica accepts updates of an order, the log tells what it already has."
+        % const.MIN_LOG_RETENTION_DAYS,
+    )
     metrika_paused = fields.Boolean(
         string="Metrica sending paused", readonly=True, copy=False, prefetch=UPLOAD_SETTINGS
     )
@@ -121,7 +129,7 @@ class ResCompany(models.Model):
                 company.metrika_goal_paid,
                 company.metrika_goal_cancelled,
             ):
-                if goal and GOAL_FORBIDDEN.search(goal):
+                if goal and not formats.is_valid_goal_identifier(goal):
                     raise ValidationError(
                         _(
                             "A Metrica goal identifier cannot contain spaces or any of "
@@ -131,7 +139,9 @@ class ResCompany(models.Model):
                         )
                     )
 
-    @api.constrains("metrika_batch_size", "metrika_upload_retention_days")
+    @api.constrains(
+        "metrika_batch_size", "metrika_upload_retention_days", "metrika_log_retention_days"
+    )
     def _check_metrika_numbers(self):
         for company in self:
             if not 1 <= company.metrika_batch_size <= const.MAX_BATCH_SIZE:
@@ -140,6 +150,14 @@ class ResCompany(models.Model):
                 )
             if company.metrika_upload_retention_days < 1:
                 raise ValidationError(_("Uploaded files must be kept at least one day."))
+            if company.metrika_log_retention_days < const.MIN_LOG_RETENTION_DAYS:
+                raise ValidationError(
+                    self.env._(
+                        "The sync log must be kept at least %s days: as long as Metrica accepts "
+                        "updates of an order, the log tells what it already has.",
+                        const.MIN_LOG_RETENTION_DAYS,
+                    )
+                )
 
     @api.constrains("metrika_api_url")
     def _check_metrika_api_url(self):

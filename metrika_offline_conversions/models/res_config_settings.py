@@ -40,6 +40,9 @@ class ResConfigSettings(models.TransientModel):
     metrika_upload_retention_days = fields.Integer(
         related="company_id.metrika_upload_retention_days", readonly=False
     )
+    metrika_log_retention_days = fields.Integer(
+        related="company_id.metrika_log_retention_days", readonly=False
+    )
     metrika_late_order_count = fields.Integer(
         string="Orders confirmed too late to link", compute="_compute_metrika_late_orders"
     )

@@ -1,5 +1,7 @@
 from . import test_install
 from . import test_settings
+from . import test_settings_alerts
+from . import test_sync_log_retention
 from . import test_record_identifiers
 from . import test_conversion_events
 from . import test_upload

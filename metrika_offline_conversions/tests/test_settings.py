@@ -33,6 +33,7 @@ class TestSettings(MetrikaCase):
         for values, words in (
             ({"metrika_counter_id": "12ab"}, "counter ID"),
             ({"metrika_goal_paid": "Оплата заказа"}, "goal identifier"),
+            ({"metrika_goal_cancelled": "order/cancelled"}, "goal identifier"),
             ({"metrika_batch_size": 0}, "Conversions per upload"),
             ({"metrika_api_url": "ftp://example.com"}, "API URL"),
         ):

@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from unittest.mock import patch
 
+import psycopg2.errors
+
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
 from odoo.tests.common import BaseCase, get_db_name, tagged
@@ -323,6 +325,78 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             [r for r in self.api.requests if r.path.endswith("/uploadings")],
             "nothing was looked up: the upload's worker was alive",
         )
+
+    def test_an_order_confirmed_again_while_its_row_is_sent_ends_in_progress(self):
+        """The user cancels and confirms again an order whose "created" row is on its way to
+        Metrica: the row is queued again under the worker's feet, so the worker's outcome no
+        longer applies (PostgreSQL refuses its update) and the upload is settled as any upload
+        whose worker stopped: sent again, with the order's current status."""
+        order_id = self.order_ids[0]
+        holding = threading.Event()
+        release = threading.Event()
+        original_hold = upload_run.UploadRun._hold
+
+        def hold_and_wait(run, upload):
+            original_hold(run, upload)
+            if not holding.is_set():
+                holding.set()
+                release.wait(timeout=30)
+
+        def cron_run(calls=1):
+            # As Odoo's scheduler runs a job: an error rolls the call back, and is logged.
+            with self.registry.cursor() as cr:
+                try:
+                    return self.drain(self.thread_env(cr), calls=calls)
+                except psycopg2.errors.SerializationFailure:
+                    cr.rollback()
+                    return None
+
+        try:
+            with (
+                patch.object(const, "IN_FLIGHT_GRACE_SECONDS", -60),
+                patch.object(upload_run.UploadRun, "_hold", hold_and_wait),
+            ):
+                with ThreadPoolExecutor(max_workers=1) as executor:
+                    first = executor.submit(cron_run)
+                    self.assertTrue(holding.wait(timeout=30))
+                    with self.registry.cursor() as user_cr:
+                        env = api.Environment(user_cr, SUPERUSER_ID, {})
+                        order = env["sale.order"].browse(order_id)
+                        order._action_cancel()
+                        order.action_draft()
+                        order.action_confirm()
+                    release.set()
+                    self.assertIsNone(first.result(timeout=60), "the worker's outcome was refused")
+                # The next run settles the upload, and the queue is drained.
+                self.assertTrue(self.in_thread(lambda: cron_run(calls=20)))
+            statuses = [
+                row["order_status"]
+                for request in self.api.requests
+                if request.method == "POST" and request.path == SIMPLE_ORDERS_PATH
+                for row in csv.DictReader(io.StringIO(request.file.decode()))
+                if row["id"] == f"so-{order_id}"
+            ]
+            self.assertEqual(statuses[-1], "IN_PROGRESS", statuses)
+            with self.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT event, state FROM metrika_conversion WHERE sale_order_id = %s "
+                    "ORDER BY queued_sequence",
+                    [order_id],
+                )
+                self.assertEqual(
+                    cr.fetchall(),
+                    [
+                        (const.EVENT_CANCELLED, const.STATE_SENT),
+                        (const.EVENT_IN_PROGRESS, const.STATE_SENT),
+                    ],
+                )
+        finally:
+            with self.registry.cursor() as cr:
+                cr.execute(
+                    "DELETE FROM metrika_conversion WHERE sale_order_id = %s AND NOT id = ANY(%s)",
+                    [order_id, self.conversion_ids],
+                )
+                cr.execute("UPDATE sale_order SET state = 'draft' WHERE id = %s", [order_id])
 
     def assert_the_live_worker_holds_its_upload(self):
         with self.registry.cursor() as cr:
