@@ -20,10 +20,10 @@ COMPANY_REGION = object()
 _logger = logging.getLogger(__name__)
 
 ATTRIBUTION_SELECTION = [
-    ("maximum", "Maximum"),
-    ("good", "Good"),
-    ("medium", "Medium"),
-    ("none", "None"),
+    (const.ATTRIBUTION_MAXIMUM, "Maximum"),
+    (const.ATTRIBUTION_GOOD, "Good"),
+    (const.ATTRIBUTION_MEDIUM, "Medium"),
+    (const.ATTRIBUTION_NONE, "None"),
 ]
 
 
@@ -233,9 +233,13 @@ class MetrikaIdentifierMixin(models.AbstractModel):
             identifiers = record._metrika_identifiers()
             contact = bool(identifiers["emails"] or identifiers["phones"])
             if identifiers["client_ids"]:
-                record.metrika_attribution = "maximum" if contact else "good"
+                record.metrika_attribution = (
+                    const.ATTRIBUTION_MAXIMUM if contact else const.ATTRIBUTION_GOOD
+                )
             else:
-                record.metrika_attribution = "medium" if contact else "none"
+                record.metrika_attribution = (
+                    const.ATTRIBUTION_MEDIUM if contact else const.ATTRIBUTION_NONE
+                )
 
     def _compute_metrika_conversion_count(self):
         field = self._metrika_conversion_field

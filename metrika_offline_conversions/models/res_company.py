@@ -1,5 +1,4 @@
 import logging
-import re
 
 import psycopg2.errors
 
@@ -9,7 +8,7 @@ from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import formats
-from ..metrika_core.client import MetrikaClient
+from ..metrika_core.client import MetrikaClient, is_valid_api_url
 
 _logger = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ class ResCompany(models.Model):
     def _check_metrika_api_url(self):
         for company in self.sudo():
             url = company.metrika_api_url
-            if url and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", url):
+            if url and not is_valid_api_url(url):
                 raise ValidationError(
                     _(
                         "The Metrica API URL must be an http(s) address without a query, "

@@ -2,7 +2,8 @@
 order or lead (``metrika_queued_events``) that the upload cron wrote out later.
 
 The flags left at the upgrade (events queued and not yet written out) become rows, dated when
-they were queued, in the order they were queued; then the column goes.
+they were queued, in the order they were queued; then the column goes. The settings alerts
+still open take their own activity type.
 """
 
 import logging
@@ -114,10 +115,23 @@ def number_existing_rows(env):
     )
 
 
+def move_old_alerts(env):
+    """1.0 alerted administrators with To-Do activities on uploads, found by their summary;
+    1.1 finds them by their own activity type: the open ones take it, so that a fix closes them."""
+    alert_type = env.ref(const.SETTINGS_ALERT_ACTIVITY_TYPE)
+    todo = env.ref("mail.mail_activity_data_todo", raise_if_not_found=False)
+    if not todo:
+        return
+    env["mail.activity"].search(
+        [("res_model", "=", "metrika.upload"), ("activity_type_id", "=", todo.id)]
+    ).write({"activity_type_id": alert_type.id})
+
+
 def migrate(cr, version):
     if not version:
         return
     env = api.Environment(cr, SUPERUSER_ID, {})
     number_existing_rows(env)
     count = write_out_flags(env)
+    move_old_alerts(env)
     _logger.info("Metrica: %s events queued on orders and leads written as conversions", count)
