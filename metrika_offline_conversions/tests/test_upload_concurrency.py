@@ -19,6 +19,7 @@ import psycopg2.errors
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
 from odoo.tests.common import BaseCase, get_db_name, tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.tools import senders, upload_run
@@ -344,7 +345,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
 
         def cron_run(calls=1):
             # As Odoo's scheduler runs a job: an error rolls the call back, and is logged.
-            with self.registry.cursor() as cr:
+            with self.registry.cursor() as cr, mute_logger("odoo.sql_db"):
                 try:
                     return self.drain(self.thread_env(cr), calls=calls)
                 except psycopg2.errors.SerializationFailure:
