@@ -280,6 +280,36 @@ class TestUpload(MetrikaCase):
             self.assertEqual(conversion.state, "sent")
         self.assertEqual(uploads.conversion_ids, conversions)
 
+    def test_the_company_whose_rows_waited_longest_goes_first(self):
+        """A backlog of the first company does not hold up rows another company queued before
+        most of it: the due groups are served by their oldest due row, not by company id."""
+        second = self.env["res.company"].create({"name": "Metrica patient company"})
+        second.sudo().write(
+            {
+                "metrika_enabled": True,
+                "metrika_counter_id": str(SECOND_COUNTER_ID),
+                "metrika_token": SECOND_TOKEN,
+                "metrika_api_url": self.second_api.url,
+            }
+        )
+        backlog = self.conversions(self.make_orders(3))
+        waiting = self.conversions(self.make_orders(1, company_id=second.id))
+        now = fields.Datetime.now()
+        backlog.write({"next_attempt_at": now - timedelta(minutes=5)})
+        waiting.write({"next_attempt_at": now - timedelta(minutes=30)})
+        self.assertLess(self.company.id, second.id)
+        groups = self.Conversion._metrika_due_groups()
+        self.assertEqual(
+            [(company, method) for company, method in groups],
+            [
+                (second, const.TRANSPORT_SIMPLE_ORDERS),
+                (self.company, const.TRANSPORT_SIMPLE_ORDERS),
+            ],
+        )
+        self.Conversion._cron_upload()  # one call: one batch
+        self.assertEqual(waiting.state, const.STATE_SENT)
+        self.assertEqual(set(backlog.mapped("state")), {const.STATE_PENDING})
+
     def test_batches_per_company_and_transport(self):
         second = self.env["res.company"].create(
             {
