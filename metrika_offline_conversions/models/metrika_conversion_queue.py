@@ -8,7 +8,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.tools import SQL
 
 from .. import const
@@ -158,7 +158,7 @@ class MetrikaConversion(models.Model):
         failure = {
             "state": const.STATE_ERROR,
             "failure_reason": const.REASON_INVALID_DATA,
-            "last_error": _("This conversion could not be prepared: %s", err),
+            "last_error": self.env._("This conversion could not be prepared: %s", err),
         }
         record = record.sudo()
         try:

@@ -271,7 +271,9 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         not only by the button's groups. The records must be readable by the manager.
         """
         if not self.env.user.has_group("metrika_offline_conversions.group_metrika_manager"):
-            raise AccessError(_("Only Yandex Metrica managers may send conversions by hand."))
+            raise AccessError(
+                self.env._("Only Yandex Metrica managers may send conversions by hand.")
+            )
         self.check_access("read")
         self._metrika_enqueue_current_state()
         conversions = (
