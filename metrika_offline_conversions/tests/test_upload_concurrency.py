@@ -293,10 +293,11 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         )
         self.assertEqual(self.committed_uploads()[0], (const.UPLOAD_LOST, BATCH_SIZE))
 
-    def test_a_live_worker_keeps_its_upload(self):
-        """An upload whose worker is still waiting for Metrica is never settled under it, even
-        past its grace period: the worker holds its row lock."""
-        self.use_goal_based_method()
+    @staticmethod
+    def first_upload_held():
+        """A stand-in for ``UploadRun._hold`` that stops the first worker once its upload is
+        committed and locked, before its request, until ``release`` is set: (holding, release,
+        the stand-in)."""
         holding = threading.Event()
         release = threading.Event()
         original_hold = upload_run.UploadRun._hold
@@ -306,6 +307,14 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             if not holding.is_set():
                 holding.set()
                 release.wait(timeout=30)
+
+        return holding, release, hold_and_wait
+
+    def test_a_live_worker_keeps_its_upload(self):
+        """An upload whose worker is still waiting for Metrica is never settled under it, even
+        past its grace period: the worker holds its row lock."""
+        self.use_goal_based_method()
+        holding, release, hold_and_wait = self.first_upload_held()
 
         # Every upload is past its grace period from the start.
         with (
@@ -333,15 +342,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         longer applies (PostgreSQL refuses its update) and the upload is settled as any upload
         whose worker stopped: sent again, with the order's current status."""
         order_id = self.order_ids[0]
-        holding = threading.Event()
-        release = threading.Event()
-        original_hold = upload_run.UploadRun._hold
-
-        def hold_and_wait(run, upload):
-            original_hold(run, upload)
-            if not holding.is_set():
-                holding.set()
-                release.wait(timeout=30)
+        holding, release, hold_and_wait = self.first_upload_held()
 
         def cron_run(calls=1):
             # As Odoo's scheduler runs a job: an error rolls the call back, and is logged.
