@@ -12,7 +12,6 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 from .. import const
-from ..metrika_core import formats
 from .metrika_conversion import EVENT_STATUS, QUEUED_SEQUENCE
 
 _logger = logging.getLogger(__name__)
@@ -190,14 +189,10 @@ class MetrikaConversion(models.Model):
                 ("state", "=", const.STATE_PENDING),
             ]
         )
-        for status in (formats.SPAM, formats.CANCELLED):
-            rows = pending.filtered(
-                lambda row, status=status: (
-                    row.lead_id._metrika_order_status(const.EVENT_CANCELLED) == status
-                    and row.order_status != status
-                )
-            )
-            rows.write({"order_status": status})
+        for row in pending:
+            status = row.lead_id._metrika_order_status(const.EVENT_CANCELLED)
+            if row.order_status != status:
+                row.write({"order_status": status})
 
     # ------------------------------------------------------------------
     # Waking the upload
