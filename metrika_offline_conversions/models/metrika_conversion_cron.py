@@ -203,7 +203,9 @@ class MetrikaConversion(models.Model):
             )
         )
         waiting = self.sudo().browse(row_id for (row_id,) in rows)
-        waiting.write({"failure_reason": reason, "last_error": message, "next_attempt_at": when})
+        waiting._metrika_set(
+            {"failure_reason": reason, "last_error": message, "next_attempt_at": when}
+        )
         waiting._metrika_note_window()
 
     @api.model

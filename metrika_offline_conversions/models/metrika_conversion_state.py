@@ -1,11 +1,13 @@
-"""The state transitions of conversions on their way to Metrica and back, as writes: a batch
-costs the same queries whatever its size (Odoo writes a recordset's equal values in one UPDATE).
+"""The state transitions of conversions on their way to Metrica and back.
+
+Each is one UPDATE of the whole batch, whatever its size: Odoo's ``write()`` would flush a
+recordset in UPDATEs of 100 rows, and the upload cron's queries per batch must not grow with
+the batch (benchmarks/bench_drain_queue.py checks it).
 """
 
-from collections import defaultdict
 from datetime import timedelta
 
-from odoo import Command, fields, models
+from odoo import fields, models
 from odoo.tools import SQL
 
 from .. import const
@@ -14,29 +16,61 @@ from .. import const
 class MetrikaConversion(models.Model):
     _inherit = "metrika.conversion"
 
-    def _metrika_write_attempted(self, values):
-        """``write(values)``, and count one more attempt on each row (one write per number of
-        attempts the rows have had: a batch's rows mostly have the same)."""
-        by_count = defaultdict(list)
-        for conversion in self:
-            by_count[conversion.attempt_count].append(conversion.id)
-        for count, ids in by_count.items():
-            self.browse(ids).write({**values, "attempt_count": count + 1})
+    def _metrika_set(self, values, attempted=False):
+        """Set ``values`` (field name → value) on every row of ``self`` in one UPDATE;
+        ``attempted`` counts one more attempt on each row."""
+        if not self:
+            return
+        # The rows' pending ORM writes first: the UPDATE must not be overwritten by them.
+        self.flush_recordset()
+        assignments = [
+            SQL("%s = %s", SQL.identifier(name), None if value is False else value)
+            for name, value in values.items()
+        ]
+        if attempted:
+            assignments.append(SQL("attempt_count = COALESCE(attempt_count, 0) + 1"))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE metrika_conversion SET %s, write_date = %s, write_uid = %s "
+                "WHERE id = ANY(%s)",
+                SQL(", ").join(assignments),
+                fields.Datetime.now(),
+                self.env.uid,
+                self.ids,
+            )
+        )
+        self.invalidate_recordset([*values, "attempt_count", "write_date", "write_uid"])
 
     def _metrika_mark_sending(self, upload):
-        """Part of ``upload``, committed before its request: no other run takes them."""
-        self.write(
-            {
-                "state": const.STATE_SENDING,
-                "upload_id": upload.id,
-                "upload_ids": [Command.link(upload.id)],
-                "metrika_result": False,
-                "metrika_result_detail": False,
-            }
+        """Part of ``upload``, committed before its request: no other run takes them. One
+        statement marks them and lists them among the upload's conversions."""
+        if not self:
+            return
+        self.flush_recordset()
+        self.env.cr.execute(
+            SQL(
+                """WITH marked AS (
+                       UPDATE metrika_conversion
+                          SET state = %(sending)s, upload_id = %(upload)s,
+                              metrika_result = NULL, metrika_result_detail = NULL,
+                              write_date = %(now)s, write_uid = %(uid)s
+                        WHERE id = ANY(%(ids)s)
+                    RETURNING id)
+                   INSERT INTO metrika_conversion_metrika_upload_rel (upload_id, conversion_id)
+                   SELECT %(upload)s, id FROM marked
+                   ON CONFLICT DO NOTHING""",
+                sending=const.STATE_SENDING,
+                upload=upload.id,
+                now=fields.Datetime.now(),
+                uid=self.env.uid,
+                ids=self.ids,
+            )
         )
+        self.invalidate_recordset()
+        upload.invalidate_recordset(["conversion_ids"])
 
     def _metrika_mark_sent(self, result, detail=None):
-        self._metrika_write_attempted(
+        self._metrika_set(
             {
                 "state": const.STATE_SENT,
                 "sent_at": fields.Datetime.now(),
@@ -44,35 +78,34 @@ class MetrikaConversion(models.Model):
                 "last_error": False,
                 "metrika_result": result,
                 "metrika_result_detail": detail,
-            }
+            },
+            attempted=True,
         )
 
     def _metrika_mark_result(self, result, detail):
         """What Metrica did with the file of these sent conversions, once it says."""
-        self.write({"metrika_result": result, "metrika_result_detail": detail})
+        self._metrika_set({"metrika_result": result, "metrika_result_detail": detail})
 
     def _metrika_mark_final(self, state, reason, message, attempted=False):
         """Settle rows that will not be retried by themselves; ``message=None`` keeps theirs."""
         values = {"state": state, "failure_reason": reason, "upload_id": False}
         if message is not None:
             values["last_error"] = message
-        if attempted:
-            self._metrika_write_attempted(values)
-        else:
-            self.write(values)
+        self._metrika_set(values, attempted=attempted)
         if state == const.STATE_ERROR:
             self._metrika_note_window()
 
     def _metrika_mark_retry(self, reason, message, when):
         """A failed attempt: back to the queue until ``when``."""
-        self._metrika_write_attempted(
+        self._metrika_set(
             {
                 "state": const.STATE_PENDING,
                 "upload_id": False,
                 "failure_reason": reason,
                 "last_error": message,
                 "next_attempt_at": when,
-            }
+            },
+            attempted=True,
         )
         self._metrika_note_window()
 
@@ -87,17 +120,17 @@ class MetrikaConversion(models.Model):
         }
         if hours:
             values["next_attempt_at"] = fields.Datetime.now() + timedelta(hours=hours)
-        self.write(values)
+        self._metrika_set(values)
         self._metrika_note_window()
 
     def _metrika_mark_waiting_on_upload(self, reason, message):
         """Their upload's answer was lost: they stay with it until Metrica says whether it
         stored the file."""
-        self.write({"failure_reason": reason, "last_error": message})
+        self._metrika_set({"failure_reason": reason, "last_error": message})
 
     def _metrika_mark_pending_again(self):
         """Their upload was not stored (or is harmless to repeat): they go out again now."""
-        self.write(
+        self._metrika_set(
             {
                 "state": const.STATE_PENDING,
                 "upload_id": False,
@@ -108,7 +141,8 @@ class MetrikaConversion(models.Model):
     def _metrika_note_goal(self, goals):
         """The goal each goal-based conversion is sent with (a goal hit is one per goal)."""
         for event, goal in goals.items():
-            self.filtered(lambda c, event=event: c.event == event).write({"metrika_goal": goal})
+            rows = self.filtered(lambda c, event=event: c.event == event)
+            rows._metrika_set({"metrika_goal": goal})
 
     def _metrika_note_window(self):
         """Until when Metrica takes each of these rows, after the rules in const.py."""
