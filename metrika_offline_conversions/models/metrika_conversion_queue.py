@@ -42,6 +42,14 @@ INSERT_COLUMNS = (
 KEPT_WHILE_SENDING = frozenset(INSERT_COLUMNS) - {"event_date"}
 # What a row reached again loses: the outcome of its earlier upload.
 CLEARED_WHEN_REQUEUED = ("metrika_result", "metrika_result_detail", "upload_id")
+# Every column the statement writes, to invalidate in the cache of the rows it brought back.
+WRITTEN_FIELDS = (
+    *INSERT_COLUMNS,
+    *CLEARED_WHEN_REQUEUED,
+    "queued_sequence",
+    "write_uid",
+    "write_date",
+)
 # A lead's or an order's fields that count or list its conversions (not stored).
 RECORD_CONVERSION_FIELDS = ("metrika_conversion_ids", "metrika_conversion_count")
 
@@ -108,7 +116,6 @@ class MetrikaConversion(models.Model):
         upgrade's migration); by default an event happens now.
         """
         records = records.sudo().browse(dict.fromkeys(records.ids))
-        records = records.filtered(lambda record: record._metrika_company().metrika_enabled)
         rows = []
         for record in records:
             try:
@@ -145,7 +152,7 @@ class MetrikaConversion(models.Model):
         if written:
             # Rows brought back by SQL: their cached values are out of date, and so are the
             # records' counts and lists of their conversions.
-            written.invalidate_recordset(flush=False)
+            written.invalidate_recordset(WRITTEN_FIELDS, flush=False)
             records.invalidate_recordset(RECORD_CONVERSION_FIELDS, flush=False)
             self._metrika_trigger_upload()
         return written
@@ -162,6 +169,8 @@ class MetrikaConversion(models.Model):
         record = record.sudo()
         try:
             company = record._metrika_company()
+            if not company.metrika_enabled:
+                return None
             try:
                 values = record._metrika_conversion_base_values(event)
             except Exception:  # noqa: BLE001 - fall back to what cannot fail
