@@ -7,17 +7,21 @@
 * :func:`open_registry` - Odoo configured in this process, a registry per database;
 * :class:`StandInProcess` - ``tests/metrika_stand_in.py`` served from a child process, so its CPU
   and memory are not counted in the measured (Odoo) process; :meth:`StandInProcess.summary`
-  reports what it received.
+  reports what it received;
+* :class:`StatementLog` - every SQL statement Odoo's cursors run on a database, counted by shape.
 
 The scripts import this module from their own folder (``python3 benchmarks/<name>.py`` puts the
 folder on ``sys.path``).
 """
 
+import collections
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +34,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from odoo_env import ADDON, addons_path, odoo_command, wait_for_postgres  # noqa: E402 - scripts/ on the path first
 
 STAND_IN_PATH = REPO / "tests" / "metrika_stand_in.py"
+# The benchmarks' own reading of a PostgreSQL backend's CPU time: not counted as a statement.
+PID_QUERY = "SELECT pg_backend_pid()"
 
 
 def postgres_version():
@@ -205,6 +211,84 @@ class Databases:
         self.names = []
 
 
+# Multi-row VALUES and long IN lists differ only by their length: one statement shape.
+_REPEATED_PLACEHOLDERS = re.compile(
+    r"(\(\s*(?:%s\s*,\s*)*%s\s*\))(\s*,\s*\(\s*(?:%s\s*,\s*)*%s\s*\))+"
+)
+_SPACES = re.compile(r"\s+")
+# The verb of a statement and the first table it names, e.g. "INSERT metrika_conversion".
+_KIND = re.compile(
+    r"^\s*(?:WITH\b.*?\)\s*)?(SELECT|INSERT|UPDATE|DELETE|SAVEPOINT|RELEASE|ROLLBACK|LOCK)\b"
+    r'(?:.*?\b(?:FROM|INTO|TABLE)\s+"?([\w.]+)"?)?',
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def statement_shape(query):
+    """A statement's text with its spacing normalised and repeated VALUES rows folded."""
+    text = _SPACES.sub(" ", str(query)).strip()
+    return _REPEATED_PLACEHOLDERS.sub(r"\1, ...", text)
+
+
+def statement_kind(shape):
+    """The verb and first table of a statement shape: a coarser key than the shape, the same
+    on two databases whose tables have different columns."""
+    match = _KIND.match(shape)
+    if not match:
+        return shape[:60]
+    verb, table = match.groups()
+    if verb.upper() == "UPDATE":
+        table = shape.split()[1].strip('"')
+    return "%s %s" % (verb.upper(), table) if table else verb.upper()
+
+
+class StatementLog:
+    """Counts the SQL statements that Odoo's cursors run on one database while recording.
+
+    Every statement goes through ``odoo.sql_db.Cursor.execute`` (the ORM's queries, raw SQL,
+    ``execute_values``), which :meth:`install` wraps once per process. Within
+    ``with log.recording(database, label):`` the statements run on ``database`` (by any cursor of
+    this process) are counted by shape into ``log.counts[label]``; recordings nest (the inner
+    one's label counts until it ends). The benchmarks' own ``SELECT pg_backend_pid()`` is left out.
+    COMMIT and ROLLBACK are not statements here (psycopg2 runs them on the connection).
+    """
+
+    _installed = None
+
+    def __init__(self):
+        self.counts = collections.defaultdict(collections.Counter)
+        self.active = None  # (database, label)
+
+    def install(self):
+        import odoo.sql_db
+
+        if StatementLog._installed is None:
+            original = odoo.sql_db.Cursor.execute
+
+            def execute(cursor, query, params=None, log_exceptions=True):
+                log = StatementLog._installed
+                if log is not None and log.active and log.active[0] == cursor.dbname:
+                    code = query.code if isinstance(query, odoo.tools.SQL) else query
+                    if code != PID_QUERY:
+                        log.counts[log.active[1]][statement_shape(code)] += 1
+                return original(cursor, query, params, log_exceptions)
+
+            odoo.sql_db.Cursor.execute = execute
+        StatementLog._installed = self
+        return self
+
+    @contextlib.contextmanager
+    def recording(self, database, label):
+        previous, self.active = self.active, (database, label)
+        try:
+            yield self.counts[label]
+        finally:
+            self.active = previous
+
+    def total(self, label):
+        return sum(self.counts[label].values())
+
+
 _CONFIGURED = False
 
 
@@ -313,10 +397,14 @@ class StandInProcess:
 
 __all__ = [
     "ADDON",
+    "PID_QUERY",
     "Databases",
     "StandInProcess",
+    "StatementLog",
     "code_line",
     "machine_line",
     "open_registry",
     "rss_mb",
+    "statement_kind",
+    "statement_shape",
 ]

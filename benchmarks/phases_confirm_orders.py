@@ -4,24 +4,27 @@
 A diagnostic beside ``bench_confirm_orders.py --commit-each`` (which checks the cost) and
 ``profile_confirm_orders.py`` (which counts calls and statements under cProfile): the same two
 databases and drafts, confirmed one order per transaction, the databases taking turns every 10
-orders. Each transaction is timed in wall-clock time (no profiler) in the phases of Odoo's
-``Cursor.commit()``:
+orders. Each transaction is timed in wall-clock time (no profiler), and its SQL statements are
+counted, in the phases of Odoo's ``Cursor.commit()``:
 
-* ``confirm``: ``action_confirm()`` itself;
-* ``orm flush``: the ORM's pending writes and recomputations (the order's UPDATE carries the
-  events the addon queued on it);
-* ``precommit``: the precommit hooks, each timed on its own (mail tracking, and the addon's
-  check that its queued events were flushed, and its cron trigger);
+* ``confirm``: ``action_confirm()`` itself (with the addon, its ``INSERT … ON CONFLICT`` of the
+  order's conversion row runs here);
+* ``orm flush``: the ORM's pending writes and recomputations (the order's UPDATE);
+* ``precommit``: the precommit hooks, each timed on its own (mail tracking, and the addon's cron
+  trigger, whose statements run once per 10-second slot and process);
 * ``COMMIT``, then ``after``: clearing the transaction and the postcommit hooks.
 
-It prints, per order, each phase and each hook for both sides and the difference. No target, so
-no exit status beyond errors: this names where the cost goes, the benchmark checks it.
+It prints, per order, each phase and each hook for both sides and the difference, in ms and in
+statements. The addon's side must have queued one conversion row per order in every round (an
+error otherwise), and the stand-in must have received nothing (exit status 1 otherwise). No
+target: this names where the cost goes, the benchmark checks it.
 
     python3 benchmarks/phases_confirm_orders.py [--orders N] [--rounds R]
 """
 
 import argparse
 import collections
+import sys
 import time
 
 import bench_confirm_orders as confirm_bench
@@ -42,43 +45,49 @@ def hook_name(func):
 class PhaseSession(confirm_bench.ConfirmSession):
     """Confirms one order per transaction, running ``Cursor.commit()``'s steps one by one."""
 
-    def __init__(self, *args, phases, hooks, **kwargs):
+    def __init__(self, *args, phases, hooks, statements, **kwargs):
         super().__init__(*args, per_order="commit", **kwargs)
         self.phases = phases
         self.hooks = hooks
+        self.phase_statements = statements
 
     def _run_precommit(self):
-        precommit = self.cr.precommit
+        precommit, cr = self.cr.precommit, self.cr
         while precommit._funcs:
             func = precommit._funcs.popleft()
-            start = time.perf_counter()
+            start, count = time.perf_counter(), cr.sql_log_count
             func()
             self.hooks[hook_name(func)] += time.perf_counter() - start
+            self.phase_statements[hook_name(func)] += cr.sql_log_count - count
         precommit.clear()
 
     def confirm(self, order_ids):
         orders, cr, clock = self.env["sale.order"], self.cr, time.perf_counter
 
+        def mark():
+            return clock(), cr.sql_log_count
+
         def work():
             for order_id in order_ids:
-                marks = [clock()]
+                marks = [mark()]
                 orders.browse(order_id).action_confirm()
-                marks.append(clock())
+                marks.append(mark())
                 cr.transaction.flush()
-                marks.append(clock())
+                marks.append(mark())
                 self._run_precommit()
-                marks.append(clock())
+                marks.append(mark())
                 cr._cnx.commit()
-                marks.append(clock())
+                marks.append(mark())
                 # The rest of Cursor.commit(), in its order.
                 cr.clear()
                 cr._now = None
                 cr.prerollback.clear()
                 cr.postrollback.clear()
                 cr.postcommit.run()
-                marks.append(clock())
+                marks.append(mark())
                 for phase, start, end in zip(PHASES, marks, marks[1:], strict=False):
-                    self.phases[phase] += end - start
+                    self.phases[phase] += end[0] - start[0]
+                    self.phase_statements[phase] += end[1] - start[1]
 
         self._timed(work)
 
@@ -92,6 +101,7 @@ def phase_round(registries, drafts, expect, marks, totals):
             marks=marks[label],
             phases=totals[label]["phases"],
             hooks=totals[label]["hooks"],
+            statements=totals[label]["statements"],
         )
         for label in registries
     }
@@ -103,6 +113,8 @@ def new_totals():
         label: {
             "phases": collections.Counter(),
             "hooks": collections.Counter(),
+            # By phase and by hook name: statements are counted for both.
+            "statements": collections.Counter(),
         }
         for label in ("without", "with")
     }
@@ -138,17 +150,24 @@ def main(argv=None):
                 % (
                     round_no,
                     ", ".join(
-                        "%s addon %.3f ms/order" % (label, 1000 * figures[label][0] / args.orders)
+                        "%s addon %.3f ms/order, %.2f statements/order"
+                        % (
+                            label,
+                            1000 * figures[label][0] / args.orders,
+                            figures[label][2] / args.orders,
+                        )
                         for label in ("without", "with")
                     ),
-                ),
+                )
+                + ", queued %d conversion rows (undone)" % figures["with"][3]["queued"],
                 flush=True,
             )
         received = stand_in.summary()["requests"]
 
     per_order = 1000 / (args.orders * args.rounds)  # seconds in total -> ms per order
-    print("\nms per order (wall clock), one transaction per order:")
-    print("%-84s %9s %9s %9s" % ("", "without", "with", "added"))
+    orders = args.orders * args.rounds
+    print("\nper order, one transaction per order: ms (wall clock) and SQL statements")
+    rows = []
     for kind, names in (
         ("phases", PHASES),
         ("hooks", sorted(set(totals["without"]["hooks"]) | set(totals["with"]["hooks"]))),
@@ -156,10 +175,29 @@ def main(argv=None):
         for name in names:
             without = totals["without"][kind][name] * per_order
             with_addon = totals["with"][kind][name] * per_order
-            label = name if kind == "phases" else "  precommit hook " + name
-            print("%-84s %9.3f %9.3f %+9.3f" % (label, without, with_addon, with_addon - without))
+            count_without = totals["without"]["statements"][name] / orders
+            count_with = totals["with"]["statements"][name] / orders
+            rows.append(
+                (
+                    name if kind == "phases" else "  precommit hook " + name,
+                    without,
+                    with_addon,
+                    with_addon - without,
+                    count_without,
+                    count_with,
+                    count_with - count_without,
+                )
+            )
+    width = max(len(row[0]) for row in rows)
+    print(
+        "%-*s %9s %9s %9s   %9s %9s %9s"
+        % (width, "", "without", "with", "added", "without", "with", "added")
+    )
+    for row in rows:
+        print("%-*s %9.3f %9.3f %+9.3f   %9.3f %9.3f %+9.3f" % (width, *row))
     print("stand-in received %d requests" % received)
+    return 1 if received else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

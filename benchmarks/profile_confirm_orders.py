@@ -7,65 +7,48 @@ order per transaction (``action_confirm()`` then ``commit()``, as in the UI), th
 taking turns every 10 orders, each with its own cursor. Wall-clock time is
 not what this looks at (on a shared machine it is noise); it prints, per order:
 
-* every SQL statement (by its text, parameters left out) that runs more or less often with the
-  addon than without it, with the counts of both sides: the added queries, and what they are;
+* every SQL statement (by its text, parameters left out; counted exactly, see
+  ``odoo_bench.StatementLog``) that runs more or less often with the addon than without it, with
+  the counts of both sides: the added statements, and what they are (with the addon, the
+  ``INSERT … ON CONFLICT`` of the order's conversion row, and the cron trigger's statements,
+  which run once per 10-second slot and process);
 * the addon's functions under cProfile (calls and cumulative CPU time per order), and the Odoo
   functions whose cumulative time differs most between the two sides.
 
+Three sides in fact: without the addon, the addon with its queueing made a no-op (what its
+fields and overrides cost), and the addon. The addon's side must have queued one conversion row
+per confirmed order, the no-op side none (an error otherwise), and the stand-in must have
+received nothing (exit status 1 otherwise).
+
     python3 benchmarks/profile_confirm_orders.py [--orders N] [--warm-up W] [--top K] [--chunk C]
 
-No target, so no exit status beyond errors: this names the cost, the benchmark checks it.
+No target: this names the cost, the benchmark checks it.
 """
 
 import argparse
-import collections
 import cProfile
 import pstats
-import re
 import sys
 import time
 
 from bench_confirm_orders import (
     ADMIN_UID,
+    ENQUEUE_METHOD,
     TOKEN,
     backend_cpu_seconds,
+    check_conversions,
     configure_company,
     make_drafts,
 )
-from odoo_bench import ADDON, Databases, StandInProcess, code_line, machine_line, open_registry
-
-# Multi-row VALUES and long IN lists differ only by their length: one statement shape.
-_REPEATED_PLACEHOLDERS = re.compile(
-    r"(\(\s*(?:%s\s*,\s*)*%s\s*\))(\s*,\s*\(\s*(?:%s\s*,\s*)*%s\s*\))+"
+from odoo_bench import (
+    ADDON,
+    Databases,
+    StandInProcess,
+    StatementLog,
+    code_line,
+    machine_line,
+    open_registry,
 )
-_SPACES = re.compile(r"\s+")
-PID_QUERY = "SELECT pg_backend_pid()"  # the benchmark's own reading of the backend's CPU
-
-
-def statement_shape(query):
-    text = _SPACES.sub(" ", str(query)).strip()
-    return _REPEATED_PLACEHOLDERS.sub(r"\1, ...", text)
-
-
-class StatementLog:
-    """Counts the statements run on one database's cursors while ``active``."""
-
-    def __init__(self):
-        self.counts = collections.defaultdict(collections.Counter)
-        self.active_db = self.label = None
-
-    def install(self):
-        import odoo.sql_db
-
-        log, original = self, odoo.sql_db.Cursor.execute
-
-        def execute(cursor, query, params=None, log_exceptions=True):
-            if log.active_db == cursor.dbname and query != PID_QUERY:
-                code = query.code if isinstance(query, odoo.tools.SQL) else query
-                log.counts[log.label][statement_shape(code)] += 1
-            return original(cursor, query, params, log_exceptions)
-
-        odoo.sql_db.Cursor.execute = execute
 
 
 class Confirmer:
@@ -87,7 +70,7 @@ class Confirmer:
         if model is not None:
             # The addon installed and configured, its queueing a no-op: what its mere presence
             # (fields, indexes, overrides) costs.
-            model._metrika_enqueue = lambda *args, **kwargs: None
+            setattr(model, ENQUEUE_METHOD, lambda *args, **kwargs: None)
         cpu, wall = time.thread_time(), time.perf_counter()
         if profile:
             self.profiler.enable()
@@ -99,7 +82,7 @@ class Confirmer:
             if profile:
                 self.profiler.disable()
             if model is not None:
-                del model._metrika_enqueue  # back to the class's own method
+                delattr(model, ENQUEUE_METHOD)  # back to the class's own method
         if profile:
             self.cpu += time.thread_time() - cpu
             self.wall += time.perf_counter() - wall
@@ -110,15 +93,18 @@ class Confirmer:
 
 
 def confirm_interleaved(confirmers, drafts, chunk, profile, log):
-    """Both sides take turns every ``chunk`` orders, so load from elsewhere hits both alike."""
+    """Both sides take turns every ``chunk`` orders, so load from elsewhere hits both alike;
+    with ``profile``, each side's statements are counted into ``log.counts[side]``."""
     labels = list(confirmers)
     count = len(drafts[labels[0]])
     for number, start in enumerate(range(0, count, chunk)):
         for label in labels if number % 2 == 0 else labels[::-1]:
-            log.active_db = confirmers[label].cr.dbname if profile else None
-            log.label = label
-            confirmers[label].confirm(drafts[label][start : start + chunk], profile)
-    log.active_db = None
+            confirmer = confirmers[label]
+            if profile:
+                with log.recording(confirmer.cr.dbname, label):
+                    confirmer.confirm(drafts[label][start : start + chunk], profile)
+            else:
+                confirmer.confirm(drafts[label][start : start + chunk], profile)
 
 
 def function_label(key):
@@ -153,8 +139,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     print(code_line(), flush=True)
-    log = StatementLog()
-    log.install()
+    log = StatementLog().install()
     count = args.orders + args.warm_up
     with Databases("profile") as dbs, StandInProcess(TOKEN) as stand_in:
         if args.databases:
@@ -176,6 +161,9 @@ def main(argv=None):
             confirm_interleaved(confirmers, warm, args.chunk, False, log)
             timed = {side: ids[args.warm_up :] for side, ids in drafts.items()}
             confirm_interleaved(confirmers, timed, args.chunk, True, log)
+            for side, confirmer in confirmers.items():
+                if side != "without":
+                    check_conversions(confirmer.cr, drafts[side], count if side == "with" else 0)
         finally:
             for confirmer in confirmers.values():
                 confirmer.close()
@@ -184,11 +172,13 @@ def main(argv=None):
     per_order = args.orders
     stats = {side: pstats.Stats(c.profiler) for side, c in confirmers.items()}
     print()
-    print("per order (CPU under cProfile, inflated alike; function calls and queries are exact):")
+    print(
+        "per order (CPU under cProfile, inflated alike; function calls and statements are exact):"
+    )
     for side in SIDES:
         confirmer = confirmers[side]
         print(
-            "  %-8s %8.0f function calls, %6.2f queries, CPU %7.3f ms + PostgreSQL backend "
+            "  %-8s %8.0f function calls, %6.2f statements, CPU %7.3f ms + PostgreSQL backend "
             "%6.3f ms: %s"
             % (
                 side,
@@ -252,7 +242,7 @@ def main(argv=None):
             "  %7.3f ms  %6.2f calls  %s"
             % (1000 * cum / per_order, calls / per_order, function_label(key))
         )
-    return 0
+    return 1 if received else 0
 
 
 if __name__ == "__main__":
