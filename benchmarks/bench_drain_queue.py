@@ -6,10 +6,12 @@ in a child process (so that this process is Odoo's only and its CPU and memory a
 queue is made with SQL, as an ORM ``create`` of 100,000 orders would take far too long: customers
 (name, e-mail, phone), confirmed sale orders (partner, company, currency, amounts, dates, a
 ClientID on two orders in three) and one pending ``in_progress`` conversion per order
-(``metrika_order_id = 'so-<id>'``, created and due in the past, inside Metrica's 21-day window),
-then ANALYZE. The upload cron, ``metrika.conversion._cron_upload()``, is then called until it
-reports no work done, as Odoo's scheduler calls it again while it reports some (the queue must be
-empty then); outside tests it commits after every batch, as in production.
+(``metrika_order_id = 'so-<id>'``, created and due in the past, inside Metrica's 21-day window,
+numbered from the addon's ``metrika_conversion_queued_sequence`` in the order of confirmation as
+the enqueue statement numbers them), then ANALYZE. The upload cron,
+``metrika.conversion._cron_upload()``, is then called until it reports no work done, as Odoo's
+scheduler calls it again while it reports some (the queue must be empty then); outside tests it
+commits after every batch, as in production.
 
 Measured: wall time of the whole drain (conversions per second), the process's peak resident
 memory (``ru_maxrss``) and its increase over the baseline just before draining, and the SQL
@@ -157,23 +159,32 @@ def make_queue(registry, count, tag):
         )
         order_ids = [row[0] for row in cr.fetchall()]
         # The queue, as _metrika_enqueue writes it when an order is confirmed: in the order
-        # of confirmation, so the ids follow the due times as in a real queue.
+        # of confirmation, so the ids and the queue order (queued_sequence, from the addon's
+        # sequence as the enqueue statement takes it) follow the due times as in a real queue.
+        # (PostgreSQL evaluates a volatile nextval() of the select list after the ORDER BY.)
         cr.execute(
             """
             INSERT INTO metrika_conversion (
                 company_id, sale_order_id, record_name, event, order_status, metrika_order_id,
                 order_create_date, event_date, revenue, currency_id, transport, state,
-                attempt_count, next_attempt_at, create_uid, write_uid, create_date, write_date)
+                attempt_count, next_attempt_at, queued_sequence,
+                create_uid, write_uid, create_date, write_date)
             SELECT so.company_id, so.id, so.name, 'in_progress', 'IN_PROGRESS', 'so-' || so.id,
                    so.create_date, so.write_date, so.amount_total, so.currency_id,
                    'simple_orders', 'pending', 0, so.write_date,
+                   nextval('metrika_conversion_queued_sequence'),
                    %(uid)s, %(uid)s, so.write_date, so.write_date
             FROM sale_order so WHERE so.id = ANY(%(orders)s)
             ORDER BY so.write_date, so.id
+            RETURNING id, queued_sequence
         """,
             dict(params, orders=order_ids),
         )
-        assert cr.rowcount == count, cr.rowcount
+        numbered = sorted(cr.fetchall())
+        assert len(numbered) == count, len(numbered)
+        # Every row numbered, in the order of the ids (the order of confirmation).
+        sequence = [queued for _id, queued in numbered]
+        assert None not in sequence and sequence == sorted(set(sequence)), "queued_sequence"
         cr.commit()
         cr.execute("ANALYZE res_partner, sale_order, metrika_conversion")
         cr.commit()
