@@ -6,10 +6,12 @@ in a child process (so that this process is Odoo's only and its CPU and memory a
 queue is made with SQL, as an ORM ``create`` of 100,000 orders would take far too long: customers
 (name, e-mail, phone), confirmed sale orders (partner, company, currency, amounts, dates, a
 ClientID on two orders in three) and one pending ``in_progress`` conversion per order
-(``metrika_order_id = 'so-<id>'``, created and due in the past, inside Metrica's 21-day window),
-then ANALYZE. The upload cron, ``metrika.conversion._cron_upload()``, is then called until it
-reports no work done, as Odoo's scheduler calls it again while it reports some (the queue must be
-empty then); outside tests it commits after every batch, as in production.
+(``metrika_order_id = 'so-<id>'``, created and due in the past, inside Metrica's 21-day window,
+numbered from the addon's ``metrika_conversion_queued_sequence`` in the order of confirmation as
+the enqueue statement numbers them), then ANALYZE. The upload cron,
+``metrika.conversion._cron_upload()``, is then called until it reports no work done, as Odoo's
+scheduler calls it again while it reports some (the queue must be empty then); outside tests it
+commits after every batch, as in production.
 
 Measured: wall time of the whole drain (conversions per second), the process's peak resident
 memory (``ru_maxrss``) and its increase over the baseline just before draining, and the SQL
@@ -20,15 +22,22 @@ batches of 250, to show that the queries per batch do not depend on the batch si
 has its own stand-in, which must have received every order id exactly once, every file passing
 its validation; every conversion must end ``sent``.
 
+Where the time goes is printed for each queue, per batch sent: the steps of a cron call
+(``PHASES``: settling and polling, taking the batch, preparing the file, the upload's record and
+file, the rows' state changes, the two commits, the HTTP request, ...) with their wall time, SQL
+queries and time in SQL, and the costliest SQL statements by the step that ran them. The state
+changes are ORM writes: a ``write()`` only fills the ORM's cache, and its UPDATEs run in the ORM
+flush of the commit that follows, which is timed apart from the COMMIT. When the queries per
+batch differ between the two queues, the steps and statements that differ are printed.
+
     python3 benchmarks/bench_drain_queue.py [--orders N] [--batch-size B] [--second-orders N2]
                                             [--second-batch-size B2] [--profile]
 
 Exits 1 when a check fails, when the main queue drains at fewer than 3,000 conversions per second
 (issue 8's target; wall-clock, so on a quiet machine), when the peak memory reaches 300 MB, or
-when the median queries per
-batch differ between the two batch sizes (or vary within one drain beyond the first batch, which
-also reads the counter's time zone). ``--profile`` (automatic below 1,000 conversions/s) runs one
-more batch under cProfile and prints where its time goes.
+when the median queries per batch differ between the two batch sizes (or vary within one drain
+beyond the first batch, which also reads the counter's time zone). ``--profile`` (automatic
+below 1,000 conversions/s) runs one more batch under cProfile and prints where its time goes.
 """
 
 import argparse
@@ -36,6 +45,7 @@ import cProfile
 import gc
 import io
 import pstats
+import re
 import resource
 import statistics
 import sys
@@ -157,23 +167,32 @@ def make_queue(registry, count, tag):
         )
         order_ids = [row[0] for row in cr.fetchall()]
         # The queue, as _metrika_enqueue writes it when an order is confirmed: in the order
-        # of confirmation, so the ids follow the due times as in a real queue.
+        # of confirmation, so the ids and the queue order (queued_sequence, from the addon's
+        # sequence as the enqueue statement takes it) follow the due times as in a real queue.
+        # (PostgreSQL evaluates a volatile nextval() of the select list after the ORDER BY.)
         cr.execute(
             """
             INSERT INTO metrika_conversion (
                 company_id, sale_order_id, record_name, event, order_status, metrika_order_id,
                 order_create_date, event_date, revenue, currency_id, transport, state,
-                attempt_count, next_attempt_at, create_uid, write_uid, create_date, write_date)
+                attempt_count, next_attempt_at, queued_sequence,
+                create_uid, write_uid, create_date, write_date)
             SELECT so.company_id, so.id, so.name, 'in_progress', 'IN_PROGRESS', 'so-' || so.id,
                    so.create_date, so.write_date, so.amount_total, so.currency_id,
                    'simple_orders', 'pending', 0, so.write_date,
+                   nextval('metrika_conversion_queued_sequence'),
                    %(uid)s, %(uid)s, so.write_date, so.write_date
             FROM sale_order so WHERE so.id = ANY(%(orders)s)
             ORDER BY so.write_date, so.id
+            RETURNING id, queued_sequence
         """,
             dict(params, orders=order_ids),
         )
-        assert cr.rowcount == count, cr.rowcount
+        numbered = sorted(cr.fetchall())
+        assert len(numbered) == count, len(numbered)
+        # Every row numbered, in the order of the ids (the order of confirmation).
+        sequence = [queued for _id, queued in numbered]
+        assert None not in sequence and sequence == sorted(set(sequence)), "queued_sequence"
         cr.commit()
         cr.execute("ANALYZE res_partner, sale_order, metrika_conversion")
         cr.commit()
@@ -227,6 +246,228 @@ class BatchMeter:
             self.model._metrika_lock_due_batch = self.saved_lock
 
 
+# The steps of a cron call timed apart by PhaseMeter: (phase, parent phase, where, attribute).
+# ``where``: "run" UploadRun, "sender" the simple_orders sender, "conversion" and "upload" the
+# models, "upload_run" the module (its commit(), twice per batch: see PhaseMeter.commit).
+PHASES = (
+    ("cron call", None, "conversion", "_cron_upload"),
+    ("settle open uploads", "cron call", "run", "_settle_open_uploads"),
+    ("poll uploads", "cron call", "run", "_poll_uploads"),
+    ("due groups", "cron call", "conversion", "_metrika_due_groups"),
+    ("lock the batch", "cron call", "conversion", "_metrika_lock_due_batch"),
+    ("send the batch", "cron call", "run", "_send"),
+    ("prepare", "send the batch", "run", "_prepare"),
+    ("orders' latest rows", "prepare", "sender", "_orders_state"),
+    ("build the file", "prepare", "sender", "_build_file"),
+    ("new upload", "send the batch", "run", "_new_upload"),
+    ("attach the file", "send the batch", "upload", "_metrika_attach_file"),
+    ("mark sending: write()", "send the batch", "conversion", "_metrika_mark_sending"),
+    ("commit 1: ORM flush", "send the batch", None, None),
+    ("commit 1: COMMIT", "send the batch", None, None),
+    ("hold the upload", "send the batch", "run", "_hold"),
+    ("HTTP request", "send the batch", "sender", "send"),
+    ("record the success", "send the batch", "sender", "record_success"),
+    ("mark sent: write()", "record the success", "conversion", "_metrika_mark_sent"),
+    ("commit 2: ORM flush", "send the batch", None, None),
+    ("commit 2: COMMIT", "send the batch", None, None),
+    ("due count", "cron call", "conversion", "_metrika_due_count"),
+    ("schedule next", "cron call", "conversion", "_metrika_schedule_next"),
+    ("other commits (settle, poll)", "cron call", None, None),
+)
+OUTSIDE = "(outside the cron call)"
+SAVEPOINT_NAME = re.compile(r'SAVEPOINT "[^"]*"')
+
+
+class PhaseMeter:
+    """Wall time, SQL queries and SQL time of each step of the drain (``PHASES``), inclusive of
+    the steps inside it, and which SQL statements each step ran.
+
+    The ORM's writes are put in its cache and only reach the database at the next flush: the
+    time of a ``write()`` step is its work in Python, the UPDATEs it causes are in the ORM flush
+    of the commit that follows (timed apart from the COMMIT and its hooks). SQL time is the time
+    spent in ``cursor.execute`` (Odoo's query hooks); the rest of a step is Python (or, for the
+    HTTP request, waiting for the stand-in).
+    """
+
+    def __init__(self, registry):
+        from odoo.addons.metrika_offline_conversions.tools import upload_run
+        from odoo.addons.metrika_offline_conversions.tools.senders import SENDERS
+
+        self.owners = {
+            "run": upload_run.UploadRun,
+            "sender": SENDERS["simple_orders"],
+            "conversion": registry["metrika.conversion"],
+            "upload": registry["metrika.upload"],
+            "upload_run": upload_run,
+        }
+        self.totals = {name: [0, 0, 0.0, 0.0] for name, *_x in PHASES}  # calls, queries, s, SQL s
+        self.totals[OUTSIDE] = [0, 0, 0.0, 0.0]
+        self.statements = {}  # (phase, statement) -> [count, seconds]
+        self.stack = []
+        self.queries = 0
+        self.sql_seconds = 0.0
+        self.commits = 0  # of the batch being sent
+        self.saved = []
+
+    def _step(self, name, started, queries, sql_seconds):
+        total = self.totals[name]
+        total[0] += 1
+        total[1] += self.queries - queries
+        total[2] += time.perf_counter() - started
+        total[3] += self.sql_seconds - sql_seconds
+
+    def timed(self, name, function):
+        meter = self
+
+        def step(*args, **kwargs):
+            started, queries, sql_seconds = time.perf_counter(), meter.queries, meter.sql_seconds
+            meter.stack.append(name)
+            if name == "send the batch":
+                meter.commits = 0
+            try:
+                return function(*args, **kwargs)
+            finally:
+                meter.stack.pop()
+                meter._step(name, started, queries, sql_seconds)
+
+        return step
+
+    def commit(self, original):
+        """upload_run.commit: the ORM flush, then the COMMIT (precommit hooks, COMMIT,
+        postcommit), each timed apart; the first and second of a batch are told apart."""
+        meter = self
+
+        def commit(env):
+            if "send the batch" not in meter.stack:
+                steps = [("other commits (settle, poll)", lambda: original(env))]
+            else:
+                meter.commits += 1
+                label = "commit %d" % min(meter.commits, 2)
+                steps = [
+                    ("%s: ORM flush" % label, env.flush_all),
+                    ("%s: COMMIT" % label, lambda: original(env)),
+                ]
+            for name, action in steps:
+                started, queries, sql_seconds = (
+                    time.perf_counter(),
+                    meter.queries,
+                    meter.sql_seconds,
+                )
+                meter.stack.append(name)
+                try:
+                    action()
+                finally:
+                    meter.stack.pop()
+                    meter._step(name, started, queries, sql_seconds)
+
+        return commit
+
+    def query_hook(self, cr, query, params, start, delay):
+        self.queries += 1
+        self.sql_seconds += delay
+        if isinstance(query, bytes):
+            query = query.decode("utf-8", "replace")
+        # One name for every savepoint (Odoo names each with a new UUID).
+        text = SAVEPOINT_NAME.sub('SAVEPOINT "…"', " ".join(str(query).split()))
+        if len(text) > 150:
+            text = text[:147] + "..."
+        key = (self.stack[-1] if self.stack else OUTSIDE, text)
+        seen = self.statements.setdefault(key, [0, 0.0])
+        seen[0] += 1
+        seen[1] += delay
+
+    def __enter__(self):
+        import threading
+
+        for name, _parent, where, attribute in PHASES:
+            if where is None:
+                continue
+            owner = self.owners[where]
+            self.saved.append((owner, attribute, owner.__dict__.get(attribute)))
+            setattr(owner, attribute, self.timed(name, getattr(owner, attribute)))
+        module = self.owners["upload_run"]
+        self.saved.append((module, "commit", module.commit))
+        module.commit = self.commit(module.commit)
+        thread = threading.current_thread()
+        self.saved_hooks = getattr(thread, "query_hooks", None)
+        thread.query_hooks = (*(self.saved_hooks or ()), self.query_hook)
+        return self
+
+    def __exit__(self, *exc_info):
+        import threading
+
+        thread = threading.current_thread()
+        if self.saved_hooks is None:
+            del thread.query_hooks
+        else:
+            thread.query_hooks = self.saved_hooks
+        for owner, attribute, saved in reversed(self.saved):
+            if saved is None:
+                delattr(owner, attribute)  # back to the inherited definition
+            else:
+                setattr(owner, attribute, saved)
+        self.saved = []
+
+    def report(self, batches, drain_seconds):
+        """Per batch sent: each step's ms, queries, SQL ms; then the costliest statements."""
+        outside = self.totals[OUTSIDE]
+        outside[0] = self.totals["cron call"][0]
+        outside[2] = drain_seconds - self.totals["cron call"][2]
+        outside[1] = sum(n for (phase, _t), (n, _s) in self.statements.items() if phase == OUTSIDE)
+        outside[3] = sum(s for (phase, _t), (_n, s) in self.statements.items() if phase == OUTSIDE)
+        children = {}
+        for name, parent, *_x in PHASES:
+            children.setdefault(parent, []).append(name)
+        print(
+            "  where the time goes, per batch sent (%d batches; inclusive of the steps below "
+            "each; '(rest)' is a step's own work outside the steps listed):" % batches
+        )
+        print(
+            "    %-34s %7s %9s %9s %9s %9s %6s"
+            % ("step", "calls", "ms", "queries", "SQL ms", "other ms", "share")
+        )
+
+        def line(label, total, depth):
+            calls, queries, seconds, sql = total
+            print(
+                "    %-34s %7.2f %9.2f %9.2f %9.2f %9.2f %5.1f%%"
+                % (
+                    "  " * depth + label,
+                    calls / batches,
+                    1000 * seconds / batches,
+                    queries / batches,
+                    1000 * sql / batches,
+                    1000 * (seconds - sql) / batches,
+                    100 * seconds / drain_seconds,
+                )
+            )
+
+        def walk(name, depth):
+            total = self.totals[name]
+            line(name, total, depth)
+            kids = children.get(name, [])
+            if kids:
+                rest = [
+                    total[index] - sum(self.totals[kid][index] for kid in kids)
+                    for index in range(4)
+                ]
+                rest[0] = total[0]
+                for kid in kids:
+                    walk(kid, depth + 1)
+                line("(rest)", rest, depth + 1)
+
+        for name in children[None]:
+            walk(name, 0)
+        line(OUTSIDE, outside, 0)
+        print("  costliest SQL statements (per batch sent: count, ms; by the step that ran them):")
+        ranked = sorted(self.statements.items(), key=lambda item: -item[1][1])
+        for (phase, text), (count, seconds) in ranked[:14]:
+            print(
+                "    %6.2f x %7.2f ms  [%s] %s"
+                % (count / batches, 1000 * seconds / batches, phase, text)
+            )
+
+
 def count_states(registry, order_ids):
     with registry.cursor() as cr:
         cr.execute(
@@ -244,7 +485,7 @@ def drain(registry, order_ids):
     gc.collect()
     baseline = peak_mb()
     calls = 0
-    with BatchMeter(registry) as meter:
+    with BatchMeter(registry) as meter, PhaseMeter(registry) as phases:
         started = time.perf_counter()
         done = True
         # As Odoo's scheduler does, the cron is called again while it reports work done; the
@@ -267,6 +508,7 @@ def drain(registry, order_ids):
         "peak_mb": peak_mb(),
         "batches": meter.batches,
         "locks": meter.locks,
+        "phases": phases,
         "states": count_states(registry, order_ids),
     }
 
@@ -323,6 +565,7 @@ def report(label, count, batch_size, run, received):
             ", ".join(received["paths"]),
         )
     )
+    run["phases"].report(len(sizes), run["seconds"])
     failures = []
     if run["states"] != {"sent": count}:
         failures.append("%s: conversions end %s, not all %d sent" % (label, run["states"], count))
@@ -339,6 +582,29 @@ def report(label, count, batch_size, run, received):
             % (label, min(steady), max(steady))
         )
     return failures
+
+
+def compare_queries(runs):
+    """The steps and SQL statements whose queries per batch differ between the two queues by
+    half a query or more (a query of the first batch only is spread over all of them)."""
+    (_la, _ca, size_a, run_a), (_lb, _cb, size_b, run_b) = runs
+    batches_a, batches_b = len(run_a["batches"]), len(run_b["batches"])
+    print(
+        "  steps whose queries per batch differ by 0.5 or more (batch %d vs batch %d):"
+        % (size_a, size_b)
+    )
+    for name, *_x in PHASES:
+        per_a = run_a["phases"].totals[name][1] / batches_a
+        per_b = run_b["phases"].totals[name][1] / batches_b
+        if abs(per_a - per_b) >= 0.5:
+            print("    %-34s %7.2f vs %7.2f" % (name, per_a, per_b))
+    print("  SQL statements whose count per batch differs by 0.5 or more:")
+    counts_a, counts_b = run_a["phases"].statements, run_b["phases"].statements
+    for key in sorted(set(counts_a) | set(counts_b)):
+        per_a = counts_a.get(key, [0])[0] / batches_a
+        per_b = counts_b.get(key, [0])[0] / batches_b
+        if abs(per_a - per_b) >= 0.5:
+            print("    %7.2f vs %7.2f  [%s] %s" % (per_a, per_b, key[0], key[1][:100]))
 
 
 def profile_one_batch(registry, batch_size, tag):
@@ -440,18 +706,21 @@ def main(argv=None):
                 "%g (batch %d)" % (medians[0], runs[0][2], medians[1], runs[1][2])
             )
             # A step of a few queries per 1,000 rows is the ORM reading 1,000 ids per query
-            # (cr.IN_MAX); a difference proportional to the rows would be a query per row.
+            # (cr.IN_MAX), or flushing 100 rows per UPDATE (models.UPDATE_BATCH_SIZE); a
+            # difference proportional to the rows would be a query per row.
             print(
                 "note: queries per row %.4f (batch %d) vs %.4f (batch %d); Odoo's ORM fetches at "
-                "most %d ids per query"
+                "most %d ids per query and flushes at most %d rows per UPDATE"
                 % (
                     medians[0] / runs[0][2],
                     runs[0][2],
                     medians[1] / runs[1][2],
                     runs[1][2],
                     odoo.sql_db.Cursor.IN_MAX,
+                    odoo.models.UPDATE_BATCH_SIZE,
                 )
             )
+            compare_queries(runs)
     if peak >= MAX_PEAK_MB:
         failures.append("peak memory %.1f MB is not below %.0f MB" % (peak, MAX_PEAK_MB))
     if main_rate is not None and main_rate < MIN_RATE:
