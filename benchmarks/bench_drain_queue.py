@@ -26,9 +26,9 @@ Where the time goes is printed for each queue, per batch sent: the steps of a cr
 (``PHASES``: settling and polling, taking the batch, preparing the file, the upload's record and
 file, the rows' state changes, the two commits, the HTTP request, ...) with their wall time, SQL
 queries and time in SQL, and the costliest SQL statements by the step that ran them. The state
-changes are ORM writes: a ``write()`` only fills the ORM's cache, and its UPDATEs run in the ORM
-flush of the commit that follows, which is timed apart from the COMMIT. When the queries per
-batch differ between the two queues, the steps and statements that differ are printed.
+changes are one UPDATE of the batch each; what the ORM still has to write runs in the flush of
+the commit that follows, which is timed apart from the COMMIT. When the queries per batch differ
+between the two queues, the steps and statements that differ are printed.
 
     python3 benchmarks/bench_drain_queue.py [--orders N] [--batch-size B] [--second-orders N2]
                                             [--second-batch-size B2] [--profile]
@@ -261,13 +261,13 @@ PHASES = (
     ("build the file", "prepare", "sender", "_build_file"),
     ("new upload", "send the batch", "run", "_new_upload"),
     ("attach the file", "send the batch", "upload", "_metrika_attach_file"),
-    ("mark sending: write()", "send the batch", "conversion", "_metrika_mark_sending"),
+    ("mark sending (one UPDATE)", "send the batch", "conversion", "_metrika_mark_sending"),
     ("commit 1: ORM flush", "send the batch", None, None),
     ("commit 1: COMMIT", "send the batch", None, None),
     ("hold the upload", "send the batch", "run", "_hold"),
     ("HTTP request", "send the batch", "sender", "send"),
     ("record the success", "send the batch", "sender", "record_success"),
-    ("mark sent: write()", "record the success", "conversion", "_metrika_mark_sent"),
+    ("mark sent (one UPDATE)", "record the success", "conversion", "_metrika_mark_sent"),
     ("commit 2: ORM flush", "send the batch", None, None),
     ("commit 2: COMMIT", "send the batch", None, None),
     ("due count", "cron call", "conversion", "_metrika_due_count"),
