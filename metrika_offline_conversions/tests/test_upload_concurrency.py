@@ -22,7 +22,7 @@ from odoo.tests.common import BaseCase, get_db_name, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.metrika_offline_conversions import const
-from odoo.addons.metrika_offline_conversions.tools import senders, upload_run
+from odoo.addons.metrika_offline_conversions.tools import odoo_compat, senders, upload_run
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, StandInAccessMixin, load_stand_in
 
@@ -180,7 +180,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         (``ThreadedServer.run`` wraps ``preload_registries``), so a worker thread would wait
         forever. Giving the cursor its transaction on our registry skips the look-up.
         """
-        cr.transaction = api.Transaction(self.registry)
+        cr.transaction = odoo_compat.Transaction(self.registry)
         return api.Environment(cr, SUPERUSER_ID, {})
 
     def committed_state(self):
