@@ -43,12 +43,14 @@ for series in 18 19; do
     if [ "$found" != "$series" ]; then
         reason="$python imports no Odoo $series.0"
         [ -n "$found" ] && reason="$python imports Odoo $found.0, not $series.0"
-        echo "SKIPPED: the Odoo-layer tests did not run on Odoo $series.0: $reason (set $variable)."
         skipped+=("$series.0")
-        # A series asked for by its variable must run.
         if [ -n "${!variable:-}" ]; then
+            # A series asked for by its variable must run.
+            echo "FAILED: the Odoo-layer tests cannot run on Odoo $series.0: $reason, and $variable names it."
             failed+=("$series.0 (not found)")
             status=1
+        else
+            echo "SKIPPED: the Odoo-layer tests did not run on Odoo $series.0: $reason (set $variable to the python that imports it)."
         fi
         continue
     fi
