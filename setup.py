@@ -38,7 +38,8 @@ BRIDGE_DATA = [
 
 setup(
     name="metrika-offline-conversions",
-    # The manifest's "18.0.x.y.z" is the one version of the project.
+    # The manifest's "x.y.z" is the one version of the project (without a series: Odoo 18.0
+    # and 19.0 each put their own before it).
     version=MANIFEST["version"],
     description=MANIFEST["summary"],
     long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
@@ -87,6 +88,7 @@ setup(
     classifiers=[
         "Framework :: Odoo",
         "Framework :: Odoo :: 18.0",
+        "Framework :: Odoo :: 19.0",
         "License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)",
         "Programming Language :: Python :: 3",
     ],

@@ -1,7 +1,7 @@
 {
     "name": "Yandex Metrica Offline Conversions",
     "summary": "Send CRM leads and sale orders to Yandex Metrica as offline conversions",
-    "version": "18.0.1.1.0",
+    "version": "1.1.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "metrika_offline_conversions contributors",
@@ -19,4 +19,5 @@
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
     ],
+    "post_init_hook": "post_init_hook",
 }

@@ -1,7 +1,7 @@
 {
     "name": "Yandex Metrica Offline Conversions: Website",
     "summary": "Metrica tag on the website; ClientID and yclid of website visitors",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "Website/Website",
     "license": "LGPL-3",
     "author": "metrika_offline_conversions contributors",

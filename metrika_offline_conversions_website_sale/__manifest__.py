@@ -1,7 +1,7 @@
 {
     "name": "Yandex Metrica Offline Conversions: Shop",
     "summary": "Shop carts and orders get the visitor's Metrica ClientID and yclid",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "Website/Website",
     "license": "LGPL-3",
     "author": "metrika_offline_conversions contributors",

@@ -33,16 +33,32 @@ def odoo_available():
     return probe.returncode == 0
 
 
+def _odoo_probe(code):
+    """What ``code`` prints in this interpreter after ``import odoo``."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import odoo; {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def odoo_series():
+    """The major version of the Odoo this interpreter imports: 18, 19, ..."""
+    return int(_odoo_probe("import odoo.release as r; print(r.version_info[0])"))
+
+
+def demo_options():
+    """No demo data: 18.0 loads it unless told ``--without-demo all``; since 19.0 none is the
+    default, and that option is deprecated (it logs a warning)."""
+    return ["--without-demo", "all"] if odoo_series() < 19 else []
+
+
 def addons_path():
     """Odoo's own addons plus this repository, comma separated, as ``--addons-path`` wants."""
-    odoo_dir = pathlib.Path(
-        subprocess.run(
-            [sys.executable, "-c", "import odoo, os; print(os.path.dirname(odoo.__file__))"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    # The odoo package's folder: in 19.0 ``odoo`` is a namespace package (no __init__.py), so
+    # ``odoo.__file__`` is None there; ``__path__`` holds the folder on both series.
+    odoo_dir = pathlib.Path(_odoo_probe("print(list(odoo.__path__)[0])"))
     paths = []
     extra = os.environ.get("ODOO_ADDONS_PATH")
     if extra:
@@ -92,8 +108,7 @@ def install_command(database, modules):
         database,
         "--init",
         ",".join(modules),
-        "--without-demo",
-        "all",
+        *demo_options(),
         "--stop-after-init",
         "--http-port",
         str(free_port()),

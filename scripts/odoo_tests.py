@@ -3,7 +3,9 @@
 Odoo's own test runner runs the tests of every addon of this repository.
 
 Prints Odoo's log, then a closing line ``odoo: N passed, N failed``. Exits non-zero when a test
-fails, when the install logs an error, or when no test ran at all.
+fails, when the install logs an error, when a module is not installed afterwards (whatever the
+exit code), or when no test ran at all. Runs the Odoo of the interpreter that runs it, 18.0 or
+19.0: ``/path/to/venv/bin/python scripts/odoo_tests.py``.
 """
 
 import os
@@ -16,6 +18,7 @@ import time
 
 from odoo_env import (
     SHOP_MODULES,
+    demo_options,
     free_port,
     odoo_command,
     repository_addons,
@@ -24,6 +27,32 @@ from odoo_env import (
 
 RESULT = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
 ERROR_LINE = re.compile(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ")
+
+
+def modules_not_installed(database, modules):
+    """``(name, state)`` of each of ``modules`` that is not installed in ``database``, a
+    module the database does not know at all included (state ``absent``)."""
+    listed = subprocess.run(
+        [
+            "psql",
+            "--dbname",
+            database,
+            "--no-psqlrc",
+            "--tuples-only",
+            "--no-align",
+            "--field-separator",
+            " ",
+            "--command",
+            "SELECT name, state FROM ir_module_module",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    states = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+    return [
+        (name, states.get(name, "absent")) for name in modules if states.get(name) != "installed"
+    ]
 
 
 def main():
@@ -39,8 +68,7 @@ def main():
         ",".join((*addons, *SHOP_MODULES)),
         "--test-tags",
         test_tags,
-        "--without-demo",
-        "all",
+        *demo_options(),
         "--stop-after-init",
         "--http-interface",
         "127.0.0.1",
@@ -87,10 +115,24 @@ def main():
             pass
         reader.join(timeout=60)
     errors, summary = counts["errors"], counts["summary"]
+    not_installed = modules_not_installed(database, (*addons, *SHOP_MODULES))
     subprocess.run(["dropdb", "--if-exists", database], check=False)
+
+    # Odoo exits 0 when it installs nothing: a module whose manifest the series refuses (a
+    # version of another series, for one) is only logged as a warning and left `uninstallable`.
+    # The modules' state in the database is what tells.
+    if not_installed:
+        print(
+            "odoo: not installed: "
+            + ", ".join(f"{name} ({state})" for name, state in not_installed),
+            flush=True,
+        )
 
     if summary is None:
         print(f"odoo: the run ended (exit {returncode}) without a test report", flush=True)
+        return 1
+    if not_installed:
+        print("odoo: FAILED: a module of the run is not installed", flush=True)
         return 1
     failed, errored, total = summary
     not_passed = failed + errored

@@ -2,7 +2,7 @@ from odoo import api, fields, models
 
 from .. import const
 from ..metrika_core import formats
-from ..tools import metrika_capture
+from ..tools import metrika_capture, odoo_compat
 
 # Writing one of these may win or lose a lead.
 OUTCOME_FIELDS = ("active", "stage_id", "probability")
@@ -12,7 +12,9 @@ class CrmLead(models.Model):
     _name = "crm.lead"
     _inherit = ["crm.lead", "metrika.identifier.mixin"]
     _metrika_conversion_field = "lead_id"
+    # ``mobile`` exists on 18.0 only; the phone fields missing on a series are left out.
     _metrika_contact_fields = ("email_from", "phone", "mobile")
+    _metrika_phone_fields = ("mobile", "phone")
 
     metrika_conversion_ids = fields.One2many(
         "metrika.conversion",
@@ -22,10 +24,10 @@ class CrmLead(models.Model):
     )
 
     def _metrika_attribution_depends(self):
-        return ["metrika_client_id", "email_from", "phone", "mobile"]
+        return odoo_compat.field_paths(self, ["metrika_client_id", *self._metrika_contact_fields])
 
     def _metrika_contact_values(self):
-        return [self.email_from], [self.mobile, self.phone]
+        return [self.email_from], odoo_compat.field_values(self, self._metrika_phone_fields)
 
     def _metrika_sends(self, event, company):
         return company.metrika_send_leads

@@ -14,6 +14,7 @@ from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import formats
+from ..tools import odoo_compat
 
 ORDER_STATUS_SELECTION = [
     (formats.IN_PROGRESS, "In progress"),
@@ -65,6 +66,15 @@ RESULT_SELECTION = [
 QUEUED_SEQUENCE = "metrika_conversion_queued_sequence"
 
 
+# The queue's INSERT ... ON CONFLICT (column, event) needs them (metrika_conversion_queue.py).
+@odoo_compat.sql_constraints(
+    (
+        "sale_order_event_unique",
+        "UNIQUE(sale_order_id, event)",
+        "A sale order is queued at most once per event.",
+    ),
+    ("lead_event_unique", "UNIQUE(lead_id, event)", "A lead is queued at most once per event."),
+)
 class MetrikaConversion(models.Model):
     _name = "metrika.conversion"
     _description = "Yandex Metrica conversion"
@@ -152,15 +162,6 @@ class MetrikaConversion(models.Model):
         string="Uploads",
         readonly=True,
     )
-
-    _sql_constraints = [
-        (
-            "sale_order_event_unique",
-            "UNIQUE(sale_order_id, event)",
-            "A sale order is queued at most once per event.",
-        ),
-        ("lead_event_unique", "UNIQUE(lead_id, event)", "A lead is queued at most once per event."),
-    ]
 
     def init(self):
         self.env.cr.execute(

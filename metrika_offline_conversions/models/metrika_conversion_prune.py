@@ -27,13 +27,17 @@ class MetrikaConversion(models.Model):
 
         One statement, with their lines in the uploads' many2many (ON DELETE CASCADE). Rows a
         transaction holds (a record reaching their event again) are skipped, not waited for.
+        The batch is chosen once (a materialized CTE): as ``id IN (SELECT ... LIMIT n)``,
+        PostgreSQL may scan the subquery again for each row of a nested loop, and each scan,
+        skipping the rows the statement already deleted, brings n more (seen on Odoo 19.0's
+        test database: 5 rows deleted by a batch of 2).
         A plain log table: no attachments, messages or external ids to delete with the rows.
         """
         self.env.flush_all()
         now = fields.Datetime.now()
         self.env.cr.execute(
             SQL(
-                """DELETE FROM metrika_conversion WHERE id IN (
+                """WITH doomed AS MATERIALIZED (
                        SELECT conversion.id
                          FROM metrika_conversion conversion
                          JOIN res_company company ON company.id = conversion.company_id
@@ -42,7 +46,9 @@ class MetrikaConversion(models.Model):
                           AND (conversion.window_closes_at IS NULL
                                OR conversion.window_closes_at < %(now)s)
                         LIMIT %(limit)s
-                          FOR UPDATE OF conversion SKIP LOCKED)""",
+                          FOR UPDATE OF conversion SKIP LOCKED)
+                   DELETE FROM metrika_conversion USING doomed
+                    WHERE metrika_conversion.id = doomed.id""",
                 settled=const.SETTLED_STATES,
                 old=retention_cutoff("conversion", now),
                 now=now,

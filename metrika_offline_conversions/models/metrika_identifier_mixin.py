@@ -83,7 +83,7 @@ class MetrikaIdentifierMixin(models.AbstractModel):
             (
                 "metrika_client_id",
                 normalize_client_id,
-                lambda value: _(
+                lambda value: self.env._(
                     "A Metrica ClientID is a number of up to 20 digits, as Metrica's getClientID "
                     'returns it; "%s" is not one.',
                     value,
@@ -92,7 +92,7 @@ class MetrikaIdentifierMixin(models.AbstractModel):
             (
                 "metrika_yclid",
                 normalize_yclid,
-                lambda value: _(
+                lambda value: self.env._(
                     "A yclid is a number of up to 25 digits, taken from the ?yclid= parameter "
                     'of the landing page address; "%s" is not one.',
                     value,

@@ -9,7 +9,7 @@ from odoo.tools import SQL
 from .. import const
 from ..metrika_core import errors as metrika_errors
 from ..metrika_core.client import offline_upload_comment
-from ..tools import metrika_messages
+from ..tools import metrika_messages, odoo_compat
 from ..tools.metrika_retention import prune_in_batches, retention_cutoff
 
 _logger = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class MetrikaUpload(models.Model):
         if not self:
             return
         alert_type = self.env.ref(const.SETTINGS_ALERT_ACTIVITY_TYPE)
-        admins = self.env.ref("base.group_system").users.filtered(
+        admins = odoo_compat.group_users(self.env.ref("base.group_system")).filtered(
             lambda user: not user.share and company in user.company_ids
         )
         already = self._metrika_alerts(company).user_id

@@ -5,10 +5,13 @@ import psycopg2
 from odoo import api, fields, models
 
 from .. import const
+from ..tools import odoo_compat
 
 _logger = logging.getLogger(__name__)
-# Where an order's phone and e-mail come from: its customer's fields.
+# Where an order's phone and e-mail come from: its customer's fields (``mobile`` exists on
+# 18.0 only; the fields missing on a series are left out).
 PARTNER_CONTACT_FIELDS = ("email", "phone", "mobile")
+PARTNER_PHONE_FIELDS = ("mobile", "phone")
 
 # A reversed invoice is settled by its credit note: it does not hold the order "unpaid".
 SETTLED_INVOICE_STATES = ("paid", "in_payment", "reversed")
@@ -44,11 +47,14 @@ class SaleOrder(models.Model):
             order.metrika_yclid = order.metrika_yclid or lead.metrika_yclid
 
     def _metrika_attribution_depends(self):
-        return ["metrika_client_id", *(f"partner_id.{fname}" for fname in PARTNER_CONTACT_FIELDS)]
+        return odoo_compat.field_paths(
+            self,
+            ["metrika_client_id", *(f"partner_id.{fname}" for fname in PARTNER_CONTACT_FIELDS)],
+        )
 
     def _metrika_contact_values(self):
         partner = self.partner_id
-        return [partner.email], [partner.mobile, partner.phone]
+        return [partner.email], odoo_compat.field_values(partner, PARTNER_PHONE_FIELDS)
 
     def _metrika_sends(self, event, company):
         if event == const.EVENT_PAID:

@@ -81,9 +81,12 @@ class TestConversionEvents(MetrikaCase):
         )
 
     def cancel(self, order):
-        # The button opens the cancel wizard for a confirmed order; its "Cancel" goes on here.
-        wizard = self.env["sale.order.cancel"].create({"order_id": order.id})
-        wizard.action_cancel()
+        # On 18.0 the button opens the cancel wizard for a confirmed order, and its "Cancel" goes
+        # on here; 19.0 has no wizard, the button cancels.
+        if "sale.order.cancel" in self.env:
+            self.env["sale.order.cancel"].create({"order_id": order.id}).action_cancel()
+        else:
+            order.action_cancel()
         self.assertEqual(order.state, "cancel")
 
     def send_leads(self):

@@ -1,6 +1,8 @@
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
+from odoo.addons.metrika_offline_conversions.tools import odoo_compat
+
 from .common import CLIENT_ID, MetrikaCase
 
 
@@ -87,8 +89,10 @@ class TestRecordIdentifiers(MetrikaCase):
 
     def test_attribution_quality_follows_yandex_table(self):
         nobody = self.env["res.partner"].create({"name": "Anonymous"})
+        # The mobile number where the series has one (18.0), else the phone.
+        phone_field = odoo_compat.field_paths(self.env["res.partner"], ["mobile", "phone"])[0]
         phone_only = self.env["res.partner"].create(
-            {"name": "Caller", "mobile": "+7 912 000-00-01"}
+            {"name": "Caller", phone_field: "+7 912 000-00-01"}
         )
         cases = (
             (self.partner, CLIENT_ID, "maximum"),

@@ -12,6 +12,7 @@ from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.tools import odoo_compat
 from odoo.addons.metrika_offline_conversions.tools.senders import SimpleOrdersSender
 from odoo.addons.metrika_offline_conversions.tools.upload_run import UploadRun
 
@@ -959,19 +960,21 @@ class TestUpload(MetrikaCase):
             progress = self.env["ir.cron.progress"].create(
                 {"cron_id": cron.id, "done": 0, "remaining": 0}
             )
-            self.Conversion.with_context(ir_cron_progress_id=progress.id)._cron_upload()
+            self.Conversion.with_context(
+                ir_cron_progress_id=progress.id, cron_id=cron.id
+            )._cron_upload()
             self.assertRecordValues(progress, [{"done": done, "remaining": remaining}])
         self.assertEqual(len(self.posts()), 2)
 
         calls = []
-        original = type(self.env["ir.cron"])._notify_progress
+        original = odoo_compat.report_cron_progress
 
-        def record(cron_self, **kwargs):
-            calls.append(kwargs)
-            return original(cron_self, **kwargs)
+        def record(env, done, remaining):
+            calls.append({"done": done, "remaining": remaining})
+            return original(env, done, remaining)
 
         self.make_orders(2)
-        with patch.object(type(self.env["ir.cron"]), "_notify_progress", record):
+        with patch.object(odoo_compat, "report_cron_progress", record):
             self.run_cron()
         self.assertEqual(calls, [{"done": 2, "remaining": 0}])
 

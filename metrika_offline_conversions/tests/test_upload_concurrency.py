@@ -22,7 +22,7 @@ from odoo.tests.common import BaseCase, get_db_name, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.metrika_offline_conversions import const
-from odoo.addons.metrika_offline_conversions.tools import senders, upload_run
+from odoo.addons.metrika_offline_conversions.tools import odoo_compat, senders, upload_run
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, StandInAccessMixin, load_stand_in
 
@@ -180,7 +180,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         (``ThreadedServer.run`` wraps ``preload_registries``), so a worker thread would wait
         forever. Giving the cursor its transaction on our registry skips the look-up.
         """
-        cr.transaction = api.Transaction(self.registry)
+        cr.transaction = odoo_compat.Transaction(self.registry)
         return api.Environment(cr, SUPERUSER_ID, {})
 
     def committed_state(self):
@@ -212,7 +212,8 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
             return self.drain(self.thread_env(cr), calls)
 
     def in_thread(self, function):
-        """Run ``function`` in a new thread (no ``testing`` flag there: real commits)."""
+        """Run ``function`` in a new thread, with a cursor that is not the test's: real commits
+        (odoo_compat.test_owns_transaction)."""
         with ThreadPoolExecutor(max_workers=1) as executor:
             return executor.submit(function).result(timeout=60)
 
@@ -423,7 +424,7 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         barrier = threading.Barrier(2)
 
         def worker():
-            # A new thread has no ``testing`` flag: the upload commits before and after each
+            # A new thread's cursor is not the test's: the upload commits before and after each
             # request, exactly as in a cron worker; the loop is Odoo's scheduler's.
             with self.registry.cursor() as cr:
                 env = self.thread_env(cr)

@@ -1,1 +1,2 @@
 from . import metrika_capture
+from . import odoo_compat

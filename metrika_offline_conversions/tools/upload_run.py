@@ -12,13 +12,12 @@ A call of the cron (``UploadRun.run``):
    committed before the request, and the outcome after the answer. While the request runs, the
    worker holds a row lock on the upload, so no other worker settles it under its feet.
 
-Odoo's scheduler calls the cron again while ``_notify_progress`` reports work left, and commits
-between calls. Everything Metrica or the settings can cause is recorded on the rows and uploads;
-nothing here raises for it.
+Odoo's scheduler calls the cron again while its progress report says work is left
+(``odoo_compat.report_cron_progress``), and commits between calls. Everything Metrica or the
+settings can cause is recorded on the rows and uploads; nothing here raises for it.
 """
 
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -27,7 +26,7 @@ from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import errors as metrika_errors
-from . import metrika_messages
+from . import metrika_messages, odoo_compat
 from .senders import SENDERS
 
 _logger = logging.getLogger(__name__)
@@ -48,10 +47,6 @@ def retry_delay(attempt, error=None):
     return wait
 
 
-def _in_test_mode():
-    return bool(getattr(threading.current_thread(), "testing", False))
-
-
 def commit(env):
     """Commit the upload path's own transaction step.
 
@@ -59,7 +54,7 @@ def commit(env):
     what lets a dead worker's upload be found again. Under Odoo's test runner the test owns the
     transaction, so nothing is committed there.
     """
-    if not _in_test_mode():
+    if not odoo_compat.test_owns_transaction(env.cr):
         env.cr.commit()  # pylint: disable=invalid-commit
 
 

@@ -1,5 +1,6 @@
 from odoo.tests import tagged
 
+from odoo.addons.metrika_offline_conversions.tools import odoo_compat
 from odoo.addons.metrika_offline_conversions_website.tests.common import (
     CLIENT_ID,
     OTHER_CLIENT_ID,
@@ -61,7 +62,11 @@ class TestContactFormTour(MetrikaWebsiteCase):
         return super().fetch_proxy(url)
 
     def test_contact_form_with_a_metrica_cookie(self):
-        self.start_tour("/contactus", "metrika_contact_form_cookie", cookies={"_ym_uid": CLIENT_ID})
+        self.start_tour(
+            "/contactus",
+            odoo_compat.tour_variant("metrika_contact_form_cookie"),
+            cookies={"_ym_uid": CLIENT_ID},
+        )
         lead = self.env["crm.lead"].search([("description", "ilike", "METRIKA COOKIE")])
         self.assertEqual(len(lead), 1)
         self.assertRecordValues(
@@ -69,14 +74,16 @@ class TestContactFormTour(MetrikaWebsiteCase):
         )
 
     def test_contact_form_gets_the_client_id_from_the_tag(self):
-        self.start_tour("/contactus", "metrika_contact_form_get_client_id")
+        self.start_tour(
+            "/contactus", odoo_compat.tour_variant("metrika_contact_form_get_client_id")
+        )
         lead = self.env["crm.lead"].search([("description", "ilike", "METRIKA GETCLIENTID")])
         self.assertEqual(len(lead), 1)
         self.assertEqual(lead.metrika_client_id, OTHER_CLIENT_ID)
 
     def test_contact_form_with_the_inserted_tag(self):
         self.company.metrika_website_tag = True
-        self.start_tour("/contactus", "metrika_contact_form_inserted_tag")
+        self.start_tour("/contactus", odoo_compat.tour_variant("metrika_contact_form_inserted_tag"))
         self.assertTrue(self.tag_requests, "the page did not load the Metrica tag")
         lead = self.env["crm.lead"].search([("description", "ilike", "METRIKA TAG")])
         self.assertEqual(len(lead), 1)

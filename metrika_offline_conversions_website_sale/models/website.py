@@ -13,10 +13,23 @@ class Website(models.Model):
         values.update(metrika_capture.request_identifiers(request))
         return values
 
+    # The tag may set its cookie after the cart exists, and a yclid may come later: the cart
+    # takes what it lacks. The cart is the order once confirmed, so the order keeps them.
+    # Every shop page asks the website for the current cart: 18.0 with sale_get_order(),
+    # 19.0 with _get_and_cache_current_cart() (request.cart). Each override is called by its
+    # own series only; the other series has no such method to call it.
+
     def sale_get_order(self, *args, **kwargs):
-        # The tag may set its cookie after the cart exists, and a yclid may come later: the cart
-        # takes what it lacks. The cart is the order once confirmed, so the order keeps them.
         order = super().sale_get_order(*args, **kwargs)
-        if order:
-            metrika_capture.fill_missing(order, metrika_capture.request_identifiers(request))
+        self._metrika_fill_cart(order)
         return order
+
+    def _get_and_cache_current_cart(self):
+        order = super()._get_and_cache_current_cart()
+        self._metrika_fill_cart(order)
+        return order
+
+    def _metrika_fill_cart(self, order):
+        # A read-only request (19.0 serves some shop pages so) cannot write: the next one will.
+        if order and request and not request.env.cr.readonly:
+            metrika_capture.fill_missing(order, metrika_capture.request_identifiers(request))

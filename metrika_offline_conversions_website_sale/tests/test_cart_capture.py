@@ -1,6 +1,6 @@
 from odoo.tests import tagged
 
-from odoo.addons.metrika_offline_conversions.tools import metrika_capture
+from odoo.addons.metrika_offline_conversions.tools import metrika_capture, odoo_compat
 from odoo.addons.metrika_offline_conversions_website.tests.common import (
     CLIENT_ID,
     MALFORMED,
@@ -41,7 +41,9 @@ class TestCartCapture(MetrikaShopCase):
 
     def test_a_shop_manager_testing_the_checkout_is_not_captured(self):
         manager = self.employee
-        manager.groups_id += self.env.ref("sales_team.group_sale_manager")
+        manager[odoo_compat.user_groups_field(self.env)] += self.env.ref(
+            "sales_team.group_sale_manager"
+        )
         self.authenticate(manager.login, manager.login)
         self.land("/shop")
         self.set_cookies(_ym_uid=CLIENT_ID, **{metrika_capture.YCLID_COOKIE: YCLID})

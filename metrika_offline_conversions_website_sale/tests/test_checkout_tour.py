@@ -1,5 +1,6 @@
 from odoo.tests import tagged
 
+from odoo.addons.metrika_offline_conversions.tools import odoo_compat
 from odoo.addons.metrika_offline_conversions_website.tests.common import CLIENT_ID
 
 from .common import MetrikaShopCase
@@ -14,7 +15,11 @@ class TestCheckoutTour(MetrikaShopCase):
         self.assert_browser_available()
 
     def test_public_checkout_ends_with_the_client_id_on_the_order(self):
-        self.start_tour("/shop", "metrika_public_checkout", cookies={"_ym_uid": CLIENT_ID})
+        self.start_tour(
+            "/shop",
+            odoo_compat.tour_variant("metrika_public_checkout"),
+            cookies={"_ym_uid": CLIENT_ID},
+        )
         order = self.cart()
         self.assertRecordValues(
             order,
