@@ -192,7 +192,9 @@ class Databases:
 
     def drop_all(self):
         try:
-            import odoo
+            # Each module by name: 19.0's ``odoo`` is a namespace package that imports nothing.
+            import odoo.modules.registry
+            import odoo.sql_db
 
             for database in self.names:
                 odoo.modules.registry.Registry.delete(database)
@@ -261,6 +263,7 @@ class StatementLog:
 
     def install(self):
         import odoo.sql_db
+        import odoo.tools
 
         if StatementLog._installed is None:
             original = odoo.sql_db.Cursor.execute
@@ -295,7 +298,8 @@ _CONFIGURED = False
 def open_registry(database):
     """The Odoo registry of ``database``, loaded in this process (configures Odoo once)."""
     global _CONFIGURED
-    import odoo
+    import odoo.modules.registry
+    import odoo.tools
 
     if not _CONFIGURED:
         odoo.tools.config.parse_config(

@@ -36,8 +36,10 @@ from odoo_env import (
     wait_for_postgres,
 )
 
-import odoo
+# Each module by name: 19.0's ``odoo`` is a namespace package that imports nothing.
+import odoo.modules.registry
 import odoo.sql_db
+import odoo.tools
 from odoo import SUPERUSER_ID, api
 
 PLAYWRIGHT = "playwright-core@1.65.1"
