@@ -4,7 +4,8 @@ The Odoo addon folder and its bridge addons are packaged as they are, with their
 framework-free core (``metrika_offline_conversions.metrika_core``) is packaged once, inside the
 addon. Odoo itself is not a dependency: it is on no package index, and the addons are deployed
 by putting their folders on Odoo's ``addons_path``. The core's own test suite imports the core
-from the folder (tests/conftest.py), without Odoo.
+from the folder (tests/conftest.py), without Odoo. A wheel to deploy with pip, with the addons
+under ``odoo/addons/`` as OCA's, is built per Odoo series by scripts/build_wheels.py.
 """
 
 import ast

@@ -10,7 +10,9 @@
    static/description/, where README.rst and the readme/ fragments show them.
 
 Usage: ``python3 scripts/screenshots.py [--out DIR] [--keep-database]``. Needs PostgreSQL, Odoo,
-node/npm (playwright-core is installed on first use under ~/.cache) and Chromium.
+node/npm (playwright-core is installed on first use under ~/.cache) and Chromium. The Odoo series
+is the one the interpreter imports: ``/work/venv19/bin/python scripts/screenshots.py`` takes
+them on 19.0 (the installs and the server started use the same interpreter).
 """
 
 import argparse
