@@ -27,6 +27,9 @@ async function main() {
         locale: "en-US",
         timezoneId: "Europe/Moscow",
     });
+    // The first pages build Odoo's asset bundles: minutes on a busy machine, not playwright's 30 s.
+    context.setDefaultTimeout(180000);
+    context.setDefaultNavigationTimeout(180000);
     try {
         const page = context.pages()[0] || (await context.newPage());
         await page.goto(`${config.baseUrl}/web/login`);
@@ -35,7 +38,7 @@ async function main() {
         await Promise.all([page.waitForURL(/\/odoo/), page.click("button[type='submit']")]);
         for (const shot of config.shots) {
             await page.goto(`${config.baseUrl}${shot.path}`);
-            await page.waitForSelector(shot.waitFor, { state: "visible", timeout: 60000 });
+            await page.waitForSelector(shot.waitFor, { state: "visible" });
             if (shot.click) {
                 await page.click(shot.click);
             }

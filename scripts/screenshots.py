@@ -324,7 +324,12 @@ def main(argv=None):
     finally:
         if server is not None:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                # Still answering a request (a bundle being built): stop it, the database goes next.
+                server.kill()
+                server.wait()
         stand_in.stop()
         if not args.keep_database:
             odoo.sql_db.close_all()
