@@ -36,10 +36,10 @@ class MetrikaConnectionHealth(models.Model):
     checked_at = fields.Datetime(string="Last checked", readonly=True)
     # What failed, as codes and values ({"code", "values"} each): worded for each reader, in
     # their language, by tools/metrika_health_messages.py.
-    problems = fields.Json(readonly=True)
+    problems = fields.Json(string="Problems", readonly=True)
     problem_codes = fields.Char(string="Failed checks", readonly=True)
     # Why the check could not run, as the error said it in the checker's language.
-    unreachable_reason = fields.Text(readonly=True)
+    unreachable_reason = fields.Text(string="Why it could not be checked", readonly=True)
     message = fields.Text(string="What to do", compute="_compute_message")
 
     @api.depends("state", "problems", "unreachable_reason")

@@ -31,10 +31,10 @@ class MetrikaOauthRequest(models.Model):
     state_token = fields.Char(index=True, copy=False)
     session_hash = fields.Char(copy=False)
     code_verifier = fields.Char(copy=False)
-    redirect_uri = fields.Char()
+    redirect_uri = fields.Char(string="Redirect URI")
     device_code = fields.Char(copy=False)
     user_code = fields.Char()
-    verification_url = fields.Char()
+    verification_url = fields.Char(string="Verification URL")
     expires_at = fields.Datetime(required=True)
 
     @api.model

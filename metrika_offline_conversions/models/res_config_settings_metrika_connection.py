@@ -33,7 +33,9 @@ class ResConfigSettings(models.TransientModel):
     metrika_health_checked_at = fields.Datetime(related="metrika_health_id.checked_at")
     metrika_health_message = fields.Text(related="metrika_health_id.message")
     metrika_health_id = fields.Many2one(
-        "metrika.connection.health", compute="_compute_metrika_health_id"
+        "metrika.connection.health",
+        string="Yandex Metrica connection",
+        compute="_compute_metrika_health_id",
     )
 
     @api.depends("company_id")
