@@ -36,7 +36,7 @@ class MetrikaConnectionHealth(models.Model):
     checked_at = fields.Datetime(string="Last checked", readonly=True)
     # What failed, as codes and values ({"code", "values"} each): worded for each reader, in
     # their language, by tools/metrika_health_messages.py.
-    problems = fields.Json(string="Problems", readonly=True)
+    problems = fields.Json(readonly=True)
     problem_codes = fields.Char(string="Failed checks", readonly=True)
     # Why the check could not run, as the error said it in the checker's language.
     unreachable_reason = fields.Text(string="Why it could not be checked", readonly=True)
@@ -67,8 +67,7 @@ class MetrikaConnectionHealth(models.Model):
     @api.model
     def _cron_check_connections(self):
         """Daily: refresh the tokens about to expire, then check every company that sends."""
-        companies = self.env["res.company"].sudo().search([])
-        for company in companies:
+        for company in self.env["res.company"].sudo().search([("metrika_token", "!=", False)]):
             if company.metrika_enabled and company.metrika_counter_id and company.metrika_token:
                 self._metrika_check(company)
             else:
