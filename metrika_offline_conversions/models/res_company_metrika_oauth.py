@@ -47,6 +47,13 @@ class ResCompany(models.Model):
                     )
                 )
 
+    def write(self, vals):
+        if "metrika_token" in vals and "metrika_refresh_token" not in vals:
+            # A token pasted by hand: the refresh token and expiry of an earlier connection
+            # belong to another token, and refreshing would replace the pasted one.
+            vals = dict(vals, metrika_refresh_token=False, metrika_token_expires_at=False)
+        return super().write(vals)
+
     def _metrika_goal_identifiers(self):
         """The goals the settings name, for the goal-based upload method."""
         self.ensure_one()

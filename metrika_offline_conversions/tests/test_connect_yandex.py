@@ -142,8 +142,21 @@ class TestConnectYandex(ConnectMixin, MetrikaCase):
         settings = self.env["res.config.settings"].create({})
         settings.metrika_token = TOKEN
         settings.execute()
-        self.assertEqual(self.company.sudo().metrika_token, TOKEN)
-        self.assertEqual(self.Health._metrika_check(self.company).state, const.HEALTH_OK)
+        company = self.company.sudo()
+        self.assertRecordValues(
+            company,
+            [
+                {
+                    "metrika_token": TOKEN,
+                    "metrika_refresh_token": False,
+                    "metrika_token_expires_at": False,
+                }
+            ],
+        )
+        # Nothing left to refresh it into another token.
+        self.Health._cron_check_connections()
+        self.assertEqual(company.metrika_token, TOKEN)
+        self.assertEqual(self.Health._metrika_of(company).state, const.HEALTH_OK)
 
     def test_a_wrong_application_id_or_secret_says_so(self):
         company = self.company.sudo()
