@@ -10,6 +10,7 @@ import requests
 from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.tools import odoo_compat
@@ -112,6 +113,10 @@ class TestConnectYandex(ConnectMixin, MetrikaCase):
         self.assertTrue(self.api.refresh_tokens[refresh_token]["revoked"], "spent")
         self.assertEqual(self.Health._metrika_of(company).state, const.HEALTH_OK)
 
+    @mute_logger(
+        "odoo.addons.metrika_offline_conversions.models.metrika_connection_health",
+        "odoo.addons.metrika_offline_conversions.models.res_company_metrika_oauth",
+    )
     def test_a_revoked_refresh_token_warns_a_week_ahead(self):
         self.connect_with_a_code()
         company = self.company.sudo()
