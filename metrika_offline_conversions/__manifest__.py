@@ -18,6 +18,14 @@
         "views/crm_lead_views.xml",
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
+        "data/metrika_connection_data.xml",
+        "views/metrika_connection_health_views.xml",
+        "views/res_config_settings_metrika_connection_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "metrika_offline_conversions/static/tests/tours/*.js",
+        ],
+    },
     "post_init_hook": "post_init_hook",
 }

@@ -149,3 +149,27 @@ CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"
 # The activity type of the administrators' alerts that sending waits for a settings fix: their
 # identity (with the company's uploads), whatever language their summary was written in.
 SETTINGS_ALERT_ACTIVITY_TYPE = "metrika_offline_conversions.mail_activity_type_settings_alert"
+
+# -- Connection health and "Connect to Yandex" ------------------------------------------------
+# The last connection check of a company (metrika.connection.health).
+HEALTH_OK = "ok"
+HEALTH_FAILED = "failed"
+# The check could not run (network, quota, Metrica down): says nothing about the settings.
+HEALTH_UNREACHABLE = "unreachable"
+# The administrators' activity while a check fails: found again by this type and the company's
+# health record, closed when a check passes.
+HEALTH_ALERT_ACTIVITY_TYPE = "metrika_offline_conversions.mail_activity_type_health_alert"
+# Not a check of Metrica's: the token expires within TOKEN_WARNING_DAYS and cannot be refreshed.
+PROBLEM_TOKEN_EXPIRING = "token_expiring"
+DEFAULT_OAUTH_URL = "https://oauth.yandex.ru"
+OAUTH_CALLBACK_PATH = "/metrika_offline_conversions/oauth/callback"
+OAUTH_FLOW_CODE = "code"
+OAUTH_FLOW_DEVICE = "device"
+# A started connection the administrator did not finish is forgotten after this (Yandex's codes
+# live 10 minutes).
+OAUTH_REQUEST_MINUTES = 10
+# Yandex recommends refreshing long-lived tokens every three months (refresh-client): a token
+# is refreshed once this close to its expiry, and the administrators warned this close to it
+# when it cannot be.
+TOKEN_REFRESH_DAYS = 30
+TOKEN_WARNING_DAYS = 7

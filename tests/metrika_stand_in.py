@@ -77,7 +77,12 @@ Failing on demand: :meth:`MetrikaStandIn.fail_next` (one request at a time),
 (:meth:`MetrikaStandIn.stats`), so a benchmark can count what was delivered and what twice.
 
 A counter the stand-in does not know is answered 404 ``not_found``; one made inaccessible with
-:meth:`MetrikaStandIn.deny_access` 403 ``access_denied``.
+:meth:`MetrikaStandIn.deny_access` 403 ``access_denied``. A token's rights are checked before
+anything else: reading needs ``metrika:read``, uploading ``metrika:offline_data`` or
+``metrika:write`` (``token_scopes`` limits the main token's; 403 ``access_denied`` otherwise).
+
+The same server plays Yandex OAuth too (``/authorize``, ``/device/code``, ``/token``): see
+:class:`_YandexOAuthStandIn`.
 
 As its own process (for benchmarks that run Odoo in another process)::
 
@@ -98,9 +103,11 @@ answers a control path, outside them and never recorded or failed::
 """
 
 import argparse
+import base64
 import collections
 import csv
 import datetime
+import hashlib
 import http.server
 import io
 import json
@@ -438,7 +445,227 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
 
 
-class MetrikaStandIn:
+# -------------------------------------------------------------------- Yandex OAuth
+#
+# The same server also plays Yandex OAuth (https://yandex.ru/dev/id/doc/en/codes/code-url,
+# …/codes/screen-code-oauth, …/tokens/refresh-client), strictly: the authorization page, the
+# device flow and the token endpoint; the tokens it issues are then accepted by the Metrica
+# routes with the rights of the application that got them.
+
+OAUTH_PATHS = ("/authorize", "/token", "/device/code", "/device")
+OAUTH_CODE_SECONDS = 600  # "The lifetime of this code is 10 minutes"
+OAUTH_DEVICE_INTERVAL = 5
+#: Every right the addon may need; a token without ``metrika:read`` cannot read the counter, one
+#: without ``metrika:offline_data`` (or ``metrika:write``) cannot upload.
+ALL_SCOPES = frozenset({"metrika:read", "metrika:write", "metrika:offline_data"})
+UPLOAD_SCOPES = frozenset({"metrika:offline_data", "metrika:write"})
+
+
+def _pkce_s256(verifier):
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+class _YandexOAuthStandIn:
+    """Yandex OAuth, on the stand-in's own address (``api.url`` is the OAuth base URL too).
+
+    * ``GET /authorize?response_type=code&client_id&redirect_uri&state&code_challenge
+      &code_challenge_method=S256``: the "Yandex" page. The administrator approves at once
+      (``oauth_approve``, default ``True``): 302 to ``redirect_uri?code=…&state=…``; refused:
+      ``?error=access_denied&state=…``. An unknown application or a redirect address it did not
+      register is a 400 page, never a redirect; ``code_challenge_method`` must be ``S256``.
+    * ``POST /device/code`` (``client_id``) → ``device_code``, ``user_code``,
+      ``verification_url`` (``<url>/device``), ``interval``, ``expires_in``;
+      :meth:`approve_device` plays the administrator typing the user code.
+    * ``POST /token``, the application's id and secret in ``Authorization: Basic`` (or the
+      body): ``grant_type=authorization_code`` (``code``, ``code_verifier`` checked against the
+      challenge with S256, ``redirect_uri`` as given to ``/authorize``; a code is single-use),
+      ``device_code`` (``code``: ``authorization_pending`` until approved, then once),
+      ``refresh_token`` (a new pair; the old refresh token is spent; a revoked one is
+      ``invalid_grant``, see :meth:`revoke_refresh_token`). Errors are 400
+      ``{"error", "error_description"}`` with Yandex's codes.
+
+    Issued access tokens are accepted by the Metrica routes with the application's ``scopes``.
+    """
+
+    def _init_oauth(self):
+        self.oauth_clients = {}  # client id -> {"secret", "redirect_uris", "scopes"}
+        self.oauth_approve = True
+        self.oauth_token_lifetime = 365 * 24 * 3600
+        self.oauth_codes = {}  # code -> {"client_id", "redirect_uri", "challenge", "used", ...}
+        self.device_codes = {}  # device code -> {"client_id", "user_code", "approved", ...}
+        self.issued_tokens = {}  # access token -> set of scopes
+        self.refresh_tokens = {}  # refresh token -> {"client_id", "revoked"}
+        #: Scopes of the main ``token`` (``None``: every right).
+        self.token_scopes = None
+
+    def add_oauth_client(self, client_id, secret, redirect_uris=(), scopes=ALL_SCOPES):
+        """Register an OAuth application; ``redirect_uris`` empty: any address is accepted."""
+        with self._lock:
+            self.oauth_clients[client_id] = {
+                "secret": secret,
+                "redirect_uris": tuple(redirect_uris),
+                "scopes": frozenset(scopes),
+            }
+
+    def approve_device(self, user_code):
+        """The administrator typed ``user_code`` at the verification page and allowed access."""
+        with self._lock:
+            for device in self.device_codes.values():
+                if device["user_code"] == user_code:
+                    device["approved"] = True
+                    return
+        raise KeyError(user_code)
+
+    def revoke_refresh_token(self, refresh_token):
+        """The user revoked the access (or changed their password): the refresh token is dead."""
+        with self._lock:
+            self.refresh_tokens[refresh_token]["revoked"] = True
+
+    def _scopes_of(self, auth):
+        """The rights of an ``Authorization`` header's token, or ``None`` if it is unknown."""
+        if auth == "OAuth %s" % self.token:
+            return ALL_SCOPES if self.token_scopes is None else frozenset(self.token_scopes)
+        if auth and auth.startswith("OAuth "):
+            return self.issued_tokens.get(auth[len("OAuth ") :])
+        return None
+
+    def _oauth_route(self, rec):
+        if rec.path == "/authorize" and rec.method == "GET":
+            return self._oauth_authorize(rec)
+        if rec.path == "/device" and rec.method == "GET":
+            return 200, b"<html><body><h1>Device authorization</h1></body></html>", None
+        form = dict(urllib.parse.parse_qsl(rec.body.decode("utf-8", "replace")))
+        if rec.method != "POST":
+            return self._oauth_error("invalid_request", "POST only")
+        if rec.path == "/device/code":
+            return self._oauth_device_code(form)
+        return self._oauth_token(rec, form)
+
+    @staticmethod
+    def _oauth_error(code, description, status=400):
+        return status, {"error": code, "error_description": description}, None
+
+    def _oauth_authorize(self, rec):
+        query = rec.query
+        client = self.oauth_clients.get(query.get("client_id"))
+        redirect_uri = query.get("redirect_uri") or ""
+        if query.get("response_type") != "code" or client is None:
+            return 400, b"<html><body>Unknown application</body></html>", None
+        if client["redirect_uris"] and redirect_uri not in client["redirect_uris"]:
+            return 400, b"<html><body>redirect_uri mismatch</body></html>", None
+        if query.get("code_challenge") and query.get("code_challenge_method") != "S256":
+            return 400, b"<html><body>Only S256 is supported</body></html>", None
+        back = {"state": query.get("state", "")}
+        if self.oauth_approve:
+            code = "%07d" % random.randrange(10**7)
+            while code in self.oauth_codes:
+                code = "%07d" % random.randrange(10**7)
+            self.oauth_codes[code] = {
+                "client_id": query["client_id"],
+                "redirect_uri": redirect_uri,
+                "challenge": query.get("code_challenge"),
+                "used": False,
+                "expires": self.clock() + OAUTH_CODE_SECONDS,
+            }
+            back["code"] = code
+        else:
+            back["error"] = "access_denied"
+        separator = "&" if "?" in redirect_uri else "?"
+        location = redirect_uri + separator + urllib.parse.urlencode(back)
+        return 302, b"", {"Location": location}
+
+    def _oauth_device_code(self, form):
+        if form.get("client_id") not in self.oauth_clients:
+            return self._oauth_error("invalid_client", "Client not found")
+        device_code = uuid.uuid4().hex
+        user_code = "%07d" % random.randrange(10**7)
+        self.device_codes[device_code] = {
+            "client_id": form["client_id"],
+            "user_code": user_code,
+            "approved": False,
+            "used": False,
+            "expires": self.clock() + OAUTH_CODE_SECONDS,
+        }
+        answer = {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_url": self.url + "/device",
+            "interval": OAUTH_DEVICE_INTERVAL,
+            "expires_in": OAUTH_CODE_SECONDS,
+        }
+        return 200, answer, None
+
+    def _oauth_client_of(self, rec, form):
+        auth = rec.header("Authorization") or ""
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        if auth.startswith("Basic "):
+            try:
+                client_id, _sep, secret = (
+                    base64.b64decode(auth[len("Basic ") :]).decode("utf-8").partition(":")
+                )
+            except (ValueError, UnicodeDecodeError):
+                return None
+        client = self.oauth_clients.get(client_id)
+        if client is None or client["secret"] != secret:
+            return None
+        return client_id
+
+    def _oauth_token(self, rec, form):
+        if rec.path != "/token":
+            return 404, {"error": "not_found"}, None
+        client_id = self._oauth_client_of(rec, form)
+        if client_id is None:
+            return self._oauth_error("invalid_client", "Wrong client id or secret")
+        grant = form.get("grant_type")
+        now = self.clock()
+        if grant == "authorization_code":
+            entry = self.oauth_codes.get(form.get("code", ""))
+            if entry is None or entry["used"] or entry["expires"] < now:
+                return self._oauth_error("invalid_grant", "Code has expired or is invalid")
+            entry["used"] = True  # single-use, whatever follows
+            if entry["client_id"] != client_id:
+                return self._oauth_error("invalid_grant", "Code was issued to another client")
+            if entry["redirect_uri"] and form.get("redirect_uri") != entry["redirect_uri"]:
+                return self._oauth_error("invalid_grant", "redirect_uri mismatch")
+            if (
+                entry["challenge"]
+                and _pkce_s256(form.get("code_verifier", "")) != entry["challenge"]
+            ):
+                return self._oauth_error("invalid_grant", "Code verifier is invalid")
+            return 200, self._issue_tokens(client_id), None
+        if grant == "device_code":
+            entry = self.device_codes.get(form.get("code", ""))
+            if entry is None or entry["used"] or entry["expires"] < now:
+                return self._oauth_error("invalid_grant", "Code has expired or is invalid")
+            if entry["client_id"] != client_id:
+                return self._oauth_error("invalid_grant", "Code was issued to another client")
+            if not entry["approved"]:
+                return self._oauth_error("authorization_pending", "User has not yet authorized")
+            entry["used"] = True
+            return 200, self._issue_tokens(client_id), None
+        if grant == "refresh_token":
+            entry = self.refresh_tokens.get(form.get("refresh_token", ""))
+            if entry is None or entry["revoked"] or entry["client_id"] != client_id:
+                return self._oauth_error("invalid_grant", "Refresh token is invalid or revoked")
+            entry["revoked"] = True  # spent: the answer carries a new one
+            return 200, self._issue_tokens(client_id), None
+        return self._oauth_error("unsupported_grant_type", "Unsupported grant type")
+
+    def _issue_tokens(self, client_id):
+        access_token = "y0_" + uuid.uuid4().hex
+        refresh_token = "1:" + uuid.uuid4().hex
+        self.issued_tokens[access_token] = self.oauth_clients[client_id]["scopes"]
+        self.refresh_tokens[refresh_token] = {"client_id": client_id, "revoked": False}
+        return {
+            "token_type": "bearer",
+            "access_token": access_token,
+            "expires_in": self.oauth_token_lifetime,
+            "refresh_token": refresh_token,
+        }
+
+
+class MetrikaStandIn(_YandexOAuthStandIn):
     """The Metrica API on ``http://127.0.0.1:<free port>``.
 
     :param token: the only OAuth token accepted (``Authorization: OAuth <token>``)
@@ -509,6 +736,7 @@ class MetrikaStandIn:
         self.order_statuses = {}
         self.offline_uploadings = {}
         self.cdp_uploadings = {}
+        self._init_oauth()
         if counters is None:
             self.add_counter(**DEFAULT_COUNTER)
             for identifier, name in DEFAULT_GOALS:
@@ -1017,8 +1245,11 @@ class MetrikaStandIn:
             )
 
     def _route_checked(self, rec):
-        auth = rec.header("Authorization")
-        if "oauth_token" in rec.query or auth != "OAuth %s" % self.token:
+        if rec.path in OAUTH_PATHS:
+            with self._lock:
+                return self._oauth_route(rec)
+        scopes = self._scopes_of(rec.header("Authorization"))
+        if "oauth_token" in rec.query or scopes is None:
             raise _RequestError(401, "unauthorized", "Unauthorized")
         path_known = False
         for method, pattern, name in self._ROUTES:
@@ -1028,6 +1259,11 @@ class MetrikaStandIn:
             path_known = True
             if method != rec.method:
                 continue
+            needed = {"metrika:read"} if method == "GET" else UPLOAD_SCOPES
+            if not scopes & needed:
+                raise _RequestError(
+                    403, "access_denied", "The token has none of the rights %s" % sorted(needed)
+                )
             counter_id = int(match.group(1))
             rec.counter_id = counter_id
             with self._lock:
@@ -1735,6 +1971,12 @@ def main(argv=None):
     )
     parser.add_argument("--strict-goals", action="store_true")
     parser.add_argument(
+        "--oauth-client",
+        action="append",
+        metavar="ID:SECRET",
+        help="an OAuth application the stand-in's Yandex OAuth knows (repeatable)",
+    )
+    parser.add_argument(
         "--processing-delay",
         type=float,
         default=None,
@@ -1757,6 +1999,9 @@ def main(argv=None):
         max_page_size=args.max_page_size,
         offline_processing_delay=args.processing_delay,
     )
+    for pair in args.oauth_client or ():
+        client_id, _sep, secret = pair.partition(":")
+        api.add_oauth_client(client_id, secret)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stop.set())

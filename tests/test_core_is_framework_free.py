@@ -48,7 +48,9 @@ def test_no_core_source_names_odoo():
     assert offenders == {}
 
 
-def test_only_the_client_speaks_http():
+def test_only_the_clients_speak_http():
+    # The Metrica client, and the Yandex OAuth client of "Connect to Yandex" (another server,
+    # another authentication): each with its one request method.
     importers = sorted(
         {
             str(path.relative_to(CORE_DIR))
@@ -57,4 +59,4 @@ def test_only_the_client_speaks_http():
             if name.split(".")[0] in {"requests", "urllib3", "http", "httpx", "urllib"}
         }
     )
-    assert importers == ["client.py"]
+    assert importers == ["client.py", "oauth.py"]

@@ -39,8 +39,10 @@ import time
 import requests
 
 from .errors import (
+    MetrikaBadRequestError,
     MetrikaConfigError,
     MetrikaError,
+    MetrikaSettingsError,
     MetrikaTimeoutError,
     MetrikaTransportError,
     MetrikaUnexpectedResponseError,
@@ -562,6 +564,32 @@ class MetrikaClient:
         if limit is not None:
             page_size = limit
         return self.find_offline_uploadings([comment], page_size=page_size).get(comment)
+
+    # ---------------------------------------------------------------- connection check
+
+    def probe_upload_access(self, transport):
+        """Whether the token may upload with ``transport`` (``"simple_orders"`` or
+        ``"offline_conversions"``), learnt without storing anything: the upload request is sent
+        without its file. Metrica checks the token's rights (``metrika:offline_data`` or
+        ``metrika:write``) before the request's content, so a token without them gets 403,
+        one with them 400 for the missing file. Yandex publishes no endpoint that lists a
+        token's scopes (https://yandex.ru/dev/id/doc/en/concepts/ya-oauth-intro: the rights are
+        encrypted in the token).
+
+        :return: ``True`` (the refusal was about the missing file, or there was none)
+        :raise MetrikaAuthError: 401/403: the token may not upload to this counter
+        :raise MetrikaError: any other failure (network, quota, 5xx…)
+        """
+        path = {
+            "simple_orders": self._cdp_path + "/data/simple_orders",
+            "offline_conversions": self._counter_path + "/offline_conversions/upload",
+        }[transport]
+        try:
+            self._request("POST", path)
+        except (MetrikaBadRequestError, MetrikaSettingsError) as err:
+            if err.status != 400:
+                raise
+        return True
 
     # ---------------------------------------------------------------- CDP API, simple orders
 

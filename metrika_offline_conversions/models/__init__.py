@@ -13,3 +13,7 @@ from . import res_partner
 from . import account_move
 from . import payment_transaction
 from . import mail_activity_type
+from . import metrika_oauth_request
+from . import metrika_connection_health
+from . import res_company_metrika_oauth
+from . import res_config_settings_metrika_connection
