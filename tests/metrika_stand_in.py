@@ -49,6 +49,13 @@ What gives which answer (metrika-api.md §1–§2):
   refused; with ``strict_goals=True`` the id must be a JS-event goal of the counter), a decimal
   with a comma, a bad ``goals``/``products`` cell, a currency that is not 3 upper-case letters,
   ``client_type`` other than ``CONTACT``. Failed uploads are listed by ``last_uploadings`` too.
+* Detailed orders (metrika-api.md §2.3, §2.5) are stricter still: an ``order_status`` must be one
+  of the four defaults, an id of the counter's status mapping (``schema/order_statuses``) or a
+  JS-event goal of the counter; and an order's ``client_uniq_id`` must name a contact stored by
+  an earlier contacts upload of the counter ("customer data must also be sent for orders to be
+  processed"; contacts go first). Contacts and orders of passed uploads are kept per counter
+  with ``SAVE`` semantics (``contacts``, ``detailed_orders``), and counted
+  (``stored_contact_ids``, ``stored_detailed_order_ids``).
 
 Offline uploadings over time (metrika-api.md §1.4; Yandex: "It can take up to 2 hours to process
 the data", https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/upload_1):
@@ -494,6 +501,12 @@ class MetrikaStandIn:
         # (identifier, Target, DateTime) -> times stored, and simple_orders id -> times stored
         self.stored_offline_rows = collections.Counter()
         self.stored_order_ids = collections.Counter()
+        # Detailed flow: (counter, uniq_id) and (counter, order id) -> times stored, and per
+        # counter what is stored now ({uniq_id: {field: value}}, {order id: {field: value}}).
+        self.stored_contact_ids = collections.Counter()
+        self.stored_detailed_order_ids = collections.Counter()
+        self.contacts = {}
+        self.detailed_orders = {}
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -598,6 +611,8 @@ class MetrikaStandIn:
             self.counters[counter_id] = counter
             self.goals.setdefault(counter_id, [])
             self.order_statuses.setdefault(counter_id, [])
+            self.contacts.setdefault(counter_id, {})
+            self.detailed_orders.setdefault(counter_id, {})
             self.offline_uploadings.setdefault(counter_id, {})
             self.cdp_uploadings.setdefault(counter_id, [])
             for goal in goals or ():
@@ -698,8 +713,12 @@ class MetrikaStandIn:
             self.random_failures.clear()
             self.stored_offline_rows.clear()
             self.stored_order_ids.clear()
+            self.stored_contact_ids.clear()
+            self.stored_detailed_order_ids.clear()
             for cid in self.counters:
                 self.order_statuses[cid] = []
+                self.contacts[cid] = {}
+                self.detailed_orders[cid] = {}
                 self.offline_uploadings[cid] = {}
                 self.cdp_uploadings[cid] = []
 
@@ -766,6 +785,15 @@ class MetrikaStandIn:
                     "ids_distinct": len(self.stored_order_ids),
                     "repeats": orders_stored - len(self.stored_order_ids),
                 },
+            }
+            contacts_stored = sum(self.stored_contact_ids.values())
+            detailed_stored = sum(self.stored_detailed_order_ids.values())
+            result["detailed"] = {
+                "contacts_stored": contacts_stored,
+                "contacts_distinct": len(self.stored_contact_ids),
+                "orders_stored": detailed_stored,
+                "orders_distinct": len(self.stored_detailed_order_ids),
+                "order_repeats": detailed_stored - len(self.stored_detailed_order_ids),
             }
             if rows:
                 result["offline"]["rows"] = [
@@ -1293,13 +1321,18 @@ class MetrikaStandIn:
                 )
             if not items:
                 raise _RequestError(400, "invalid_uploading", "The %r list is empty" % kind)
+            stored = []
             for index, item in enumerate(items):
                 if not isinstance(item, dict):
                     errors.append("%s[%d]: must be an object" % (kind, index))
                     continue
-                errors.extend(
-                    "%s[%d]: %s" % (kind, index, p) for p in _check_json_item(kind, item, goals)
-                )
+                problems = _check_json_item(kind, item, goals)
+                if kind == "orders":
+                    problems += self._detailed_order_problems(cid, item)
+                errors.extend("%s[%d]: %s" % (kind, index, p) for p in problems)
+                stored.append(item)
+            if not errors:
+                self._keep_detailed(cid, kind, stored)
             return self._store_cdp(cid, kind.upper(), "JSON", len(items), errors)
         delimiter = self._delimiter(rec)
         raw_mapping = rec.query.get("columns_mapping")
@@ -1331,6 +1364,7 @@ class MetrikaStandIn:
             )
         if not rows:
             raise _RequestError(400, "invalid_uploading", "The file has no data rows")
+        stored = []
         for line, row in rows:
             if len(row) != len(header):
                 errors.append("line %d: expected %d values, got %d" % (line, len(header), len(row)))
@@ -1341,8 +1375,51 @@ class MetrikaStandIn:
                 problems = _check_contact_row(values)
             else:
                 problems = _check_order_row(values, goals, "orders")
+                problems += self._detailed_order_problems(cid, values)
             errors.extend("line %d: %s" % (line, p) for p in problems)
+            stored.append(
+                {
+                    field: _split_multi(value) if field in IDENTIFIER_FIELDS else value
+                    for field, value in values.items()
+                    if value != ""
+                }
+            )
+        if not errors:  # FAILED means nothing was loaded
+            self._keep_detailed(cid, kind, stored)
         return self._store_cdp(cid, kind.upper(), "CSV", len(rows), errors)
+
+    def _detailed_order_problems(self, cid, values):
+        """What the detailed flow adds to an order's checks: its status is a default, a mapped
+        id or a JS-event goal; its contact was uploaded before it."""
+        problems = []
+        status = values.get("order_status")
+        if (
+            isinstance(status, str)
+            and status
+            and status not in ORDER_STATUS_TYPES
+            and status not in {mapped["id"] for mapped in self.order_statuses[cid]}
+            and status not in self.action_goal_ids(cid)
+        ):
+            problems.append(
+                "order_status %s is neither a default status, nor in the counter's status "
+                "mapping, nor a JS-event goal of the counter" % status
+            )
+        client = values.get("client_uniq_id")
+        if isinstance(client, str) and client and client not in self.contacts[cid]:
+            problems.append(
+                "client_uniq_id %s: no contact with this uniq_id was uploaded (contacts go "
+                "before the orders that need them)" % client
+            )
+        return problems
+
+    def _keep_detailed(self, cid, kind, items):
+        """Store a passed upload's contacts or orders (SAVE: each replaces the stored one)."""
+        key = "uniq_id" if kind == "contacts" else "id"
+        stored = self.contacts[cid] if kind == "contacts" else self.detailed_orders[cid]
+        counter = self.stored_contact_ids if kind == "contacts" else self.stored_detailed_order_ids
+        for item in items:
+            stored[str(item[key])] = dict(item)
+            counter[(cid, str(item[key]))] += 1
 
     def _store_cdp(self, cid, subtype, uploading_format, count, errors):
         self._seq += 1
