@@ -1308,32 +1308,7 @@ class MetrikaStandIn:
         goals = self.action_goal_ids(cid) if self.strict_goals else None
         errors = []
         if fmt == "json":
-            if not rec.content_type.lower().startswith("application/json"):
-                raise _RequestError(
-                    400, "invalid_parameter", "Content-Type must be application/json"
-                )
-            if rec.json_error is not None or rec.json is None:
-                raise _RequestError(400, "invalid_json", "The body is not valid JSON")
-            items = rec.json.get(kind) if isinstance(rec.json, dict) else None
-            if not isinstance(items, list):
-                raise _RequestError(
-                    400, "invalid_json", "The body must be an object with a %r list" % kind
-                )
-            if not items:
-                raise _RequestError(400, "invalid_uploading", "The %r list is empty" % kind)
-            stored = []
-            for index, item in enumerate(items):
-                if not isinstance(item, dict):
-                    errors.append("%s[%d]: must be an object" % (kind, index))
-                    continue
-                problems = _check_json_item(kind, item, goals)
-                if kind == "orders":
-                    problems += self._detailed_order_problems(cid, item)
-                errors.extend("%s[%d]: %s" % (kind, index, p) for p in problems)
-                stored.append(item)
-            if not errors:
-                self._keep_detailed(cid, kind, stored)
-            return self._store_cdp(cid, kind.upper(), "JSON", len(items), errors)
+            return self._post_cdp_detailed_json(rec, cid, kind, goals)
         delimiter = self._delimiter(rec)
         raw_mapping = rec.query.get("columns_mapping")
         if not raw_mapping:
@@ -1387,6 +1362,33 @@ class MetrikaStandIn:
         if not errors:  # FAILED means nothing was loaded
             self._keep_detailed(cid, kind, stored)
         return self._store_cdp(cid, kind.upper(), "CSV", len(rows), errors)
+
+    def _post_cdp_detailed_json(self, rec, cid, kind, goals):
+        errors = []
+        if not rec.content_type.lower().startswith("application/json"):
+            raise _RequestError(400, "invalid_parameter", "Content-Type must be application/json")
+        if rec.json_error is not None or rec.json is None:
+            raise _RequestError(400, "invalid_json", "The body is not valid JSON")
+        items = rec.json.get(kind) if isinstance(rec.json, dict) else None
+        if not isinstance(items, list):
+            raise _RequestError(
+                400, "invalid_json", "The body must be an object with a %r list" % kind
+            )
+        if not items:
+            raise _RequestError(400, "invalid_uploading", "The %r list is empty" % kind)
+        stored = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors.append("%s[%d]: must be an object" % (kind, index))
+                continue
+            problems = _check_json_item(kind, item, goals)
+            if kind == "orders":
+                problems += self._detailed_order_problems(cid, item)
+            errors.extend("%s[%d]: %s" % (kind, index, p) for p in problems)
+            stored.append(item)
+        if not errors:
+            self._keep_detailed(cid, kind, stored)
+        return self._store_cdp(cid, kind.upper(), "JSON", len(items), errors)
 
     def _detailed_order_problems(self, cid, values):
         """What the detailed flow adds to an order's checks: its status is a default, a mapped

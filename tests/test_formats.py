@@ -1159,7 +1159,7 @@ def test_data_errors_are_metrika_data_errors_and_value_errors():
     assert issubclass(UploadDataError, MetrikaDataError) and issubclass(UploadDataError, ValueError)
 
 
-# --------------------------------------------------------------------------- detailed files, row by row
+# ------------------------------------------------------------- detailed files, row by row
 
 
 def test_contacts_file_leaves_out_a_bad_contact_with_its_reason():
