@@ -163,6 +163,7 @@ class TestUploadCdpDetailed(MetrikaCase):
         self.assertEqual(mapping[const.STATUS_PAID]["type"], "PAID")
         self.assertEqual(mapping[const.STATUS_CANCELLED]["type"], "CANCELLED")
         self.assertEqual(mapping[const.STATUS_QUOTATION]["humanized"], "Quotation")
+        self.assertEqual(mapping[const.STATUS_PAID]["humanized"], "Paid order")
 
     # ------------------------------------------------------------------ the status mapping
 
@@ -205,6 +206,18 @@ class TestUploadCdpDetailed(MetrikaCase):
             mapping[f"{const.STATUS_STAGE_PREFIX}{stage.id}"]["humanized"], "Lead: Site visit"
         )
         self.assertNotEqual(self.company.metrika_status_mapping_fingerprint, fingerprint)
+
+    def test_mapping_is_named_in_the_company_language(self):
+        self.env["res.lang"]._activate_lang("ru_RU")
+        self.env["ir.module.module"].search(
+            [("name", "=", "metrika_offline_conversions")]
+        )._update_translations(["ru_RU"])
+        self.company.partner_id.lang = "ru_RU"
+        self.make_order(metrika_client_id=CLIENT_ID)
+        self.run_cron()
+        mapping = {status["id"]: status for status in self.api.order_statuses[COUNTER_ID]}
+        self.assertEqual(mapping[const.STATUS_QUOTATION]["humanized"], "Коммерческое предложение")
+        self.assertEqual(mapping[const.STATUS_PAID]["humanized"], "Оплаченный заказ")
 
     def test_a_failed_mapping_push_sends_nothing_and_is_retried(self):
         conversion = self.conversions(self.make_order(metrika_client_id=CLIENT_ID))

@@ -266,9 +266,9 @@ class CdpDetailedSender(SimpleOrdersSender):
             formats.OrderStatusMapping(
                 const.STATUS_SALES_ORDER, formats.IN_PROGRESS, env._("Sales order")
             ),
-            formats.OrderStatusMapping(const.STATUS_PAID, formats.PAID, env._("Paid")),
+            formats.OrderStatusMapping(const.STATUS_PAID, formats.PAID, env._("Paid order")),
             formats.OrderStatusMapping(
-                const.STATUS_CANCELLED, formats.CANCELLED, env._("Cancelled")
+                const.STATUS_CANCELLED, formats.CANCELLED, env._("Cancelled order")
             ),
         ]
         if company.metrika_send_leads:
@@ -282,9 +282,11 @@ class CdpDetailedSender(SimpleOrdersSender):
                 )
             statuses += [
                 formats.OrderStatusMapping(
-                    const.STATUS_LEAD_LOST, formats.CANCELLED, env._("Lead lost")
+                    const.STATUS_LEAD_LOST, formats.CANCELLED, env._("Lost lead")
                 ),
-                formats.OrderStatusMapping(const.STATUS_LEAD_SPAM, formats.SPAM, env._("Spam")),
+                formats.OrderStatusMapping(
+                    const.STATUS_LEAD_SPAM, formats.SPAM, env._("Spam lead")
+                ),
             ]
         return statuses
 
