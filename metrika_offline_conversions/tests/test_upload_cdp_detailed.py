@@ -148,6 +148,12 @@ class TestUploadCdpDetailed(MetrikaCase):
             [{"state": const.STATE_SKIPPED, "failure_reason": const.REASON_NO_IDENTIFIER}],
         )
         self.assertEqual(self.posts(), [], "nothing to send")
+        # A phone arrives: the order goes at the next upload.
+        nobody.phone = "+7 999 555-11-11"
+        self.assertRecordValues(conversion, [{"state": const.STATE_PENDING}])
+        self.run_cron()
+        self.assertRecordValues(conversion, [{"state": const.STATE_SENT}])
+        self.assertEqual(self.stored_contact(nobody)["phones"], ["79995551111"])
 
     def test_paid_and_cancelled_orders_carry_our_status(self):
         order = self.make_order(metrika_client_id=CLIENT_ID)

@@ -345,8 +345,9 @@ class CdpDetailedSender(SimpleOrdersSender):
     # -- sending -------------------------------------------------------------------------------
 
     def attach_files(self, upload, prepared):
-        super().attach_files(upload, prepared)
+        result = super().attach_files(upload, prepared)
         upload._metrika_attach_contacts(prepared.contacts_data, prepared.contact_count)
+        return result
 
     def send(self, upload, prepared):
         """The mapping if it changed, the contacts, then the orders. The contacts' answer is
