@@ -3,8 +3,9 @@
 
 One fresh database with the addon, its company configured to send to the Metrica stand-in
 (``tests/metrika_stand_in.py``), served from a thread of this process on 127.0.0.1. For each
-upload method (``simple_orders``, and goal-based ``offline_conversions`` with a ClientID on
-every order and the three goals set), three phases, each on its own new orders (default 10,000;
+upload method (``simple_orders``, goal-based ``offline_conversions`` with a ClientID on every
+order and the three goals set, and the detailed ``cdp_detailed``: contacts, then orders), three
+phases, each on its own new orders (default 10,000;
 customers and confirmed orders are written by SQL, their conversions queued by the addon itself,
 through the orders' "send now" action):
 
@@ -29,16 +30,18 @@ delays of the addon's own recovery (e.g. an in-flight upload settled only once o
 request timeout) are waited for, within the phase timeout.
 
 Measured per method and phase, from what the stand-in stored (its own counters of stored rows:
-a goal hit is (identifier, goal, time), a ``simple_orders`` row its order id):
+a goal hit is (identifier, goal, time), a ``simple_orders`` or detailed order row its order id):
 
 * **delivered**: distinct rows stored / conversions queued (target 100%);
-* **duplicates**: goal hits stored more than once (target 0); for ``simple_orders`` the order
-  ids stored more than once are printed, but a repeated ``SAVE`` of the same order is harmless;
+* **duplicates**: goal hits stored more than once (target 0); for ``simple_orders`` and the
+  detailed orders the order ids stored more than once are printed, but a repeated ``SAVE`` of
+  the same order is harmless;
 * **rows in error**: conversions of the phase in state ``error`` (target 0); besides, every
   conversion must have left ``pending``.
 
     python3 benchmarks/bench_reliability.py [--conversions N] [--batch-size B] [--fault-rate R]
-        [--seed S] [--methods simple_orders,offline_conversions] [--phases faults,two,kill]
+        [--seed S] [--methods simple_orders,offline_conversions,cdp_detailed]
+        [--phases faults,two,kill]
         [--phase-timeout SECONDS]
 
 Exits 1 when a target is missed. Run time on 2 cores: a few minutes (installing the database
@@ -71,6 +74,8 @@ COUNTER_ID = 12345
 CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"
 SIMPLE_ORDERS = "simple_orders"
 OFFLINE = "offline_conversions"
+CDP_DETAILED = "cdp_detailed"
+METHODS = (SIMPLE_ORDERS, OFFLINE, CDP_DETAILED)
 # Goals of the stand-in's default counter (JavaScript-event goals).
 GOALS = {
     "metrika_goal_in_progress": "crm_qualified_lead",
@@ -81,6 +86,8 @@ FINAL_STATES = ("sent", "error", "skipped", "cancelled")
 UPLOAD_PATHS = {
     SIMPLE_ORDERS: "/data/simple_orders",
     OFFLINE: "/offline_conversions/upload",
+    # The detailed method's orders (its contacts went before them).
+    CDP_DETAILED: "/data/orders/csv",
 }
 PHASES = ("faults", "two", "kill")
 
@@ -112,6 +119,8 @@ def configure_company(registry, url, transport, batch_size):
                 "metrika_api_url": url,
                 "metrika_batch_size": batch_size,
                 "metrika_transport": transport,
+                # The stand-in's counter has no status mapping yet.
+                "metrika_status_mapping_fingerprint": False,
                 **GOALS,
             }
         )
@@ -460,6 +469,11 @@ def run_phase(registry, stand_in, watch, args, method, phase, tag):
     with stand_in._lock:
         offline = collections.Counter(stand_in.stored_offline_rows)
         simple = collections.Counter(stand_in.stored_order_ids)
+        detailed = collections.Counter(
+            order_id
+            for (_counter, order_id), times in stand_in.stored_detailed_order_ids.items()
+            for _time in range(times)
+        )
     # One conversion per order, so per order: its goal hits (any time) or its stored rows.
     per_order = collections.Counter()
     if method == OFFLINE:
@@ -469,7 +483,7 @@ def run_phase(registry, stand_in, watch, args, method, phase, tag):
                 per_order[client_id] += times
     else:
         mine = {"so-%d" % order_id for order_id in orders}
-        for order_id, times in simple.items():
+        for order_id, times in (detailed if method == CDP_DETAILED else simple).items():
             if order_id in mine:
                 per_order[order_id] += times
     counts = list(per_order.values())
@@ -581,9 +595,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=250, help="conversions per upload (250)")
     parser.add_argument("--fault-rate", type=float, default=0.3, help="random faults (0.3)")
     parser.add_argument("--seed", type=int, default=8, help="of the random faults (8)")
-    parser.add_argument(
-        "--methods", default="%s,%s" % (SIMPLE_ORDERS, OFFLINE), help="upload methods (both)"
-    )
+    parser.add_argument("--methods", default=",".join(METHODS), help="upload methods (all three)")
     parser.add_argument("--phases", default=",".join(PHASES), help="faults,two,kill (all)")
     parser.add_argument(
         "--kill-at-upload", type=int, default=3, help="the upload the killed worker dies in (3)"
@@ -603,7 +615,7 @@ def main(argv=None):
         return worker_main(args.worker, args.phase_timeout, args.worker_name)
     methods = [m for m in args.methods.split(",") if m]
     phases = [p for p in args.phases.split(",") if p]
-    if set(methods) - {SIMPLE_ORDERS, OFFLINE} or set(phases) - set(PHASES):
+    if set(methods) - set(METHODS) or set(phases) - set(PHASES):
         parser.error("unknown method or phase")
     print(machine_line(), flush=True)
     print(code_line(), flush=True)

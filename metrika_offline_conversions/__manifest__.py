@@ -17,6 +17,7 @@
         "views/sale_order_views.xml",
         "views/crm_lead_views.xml",
         "views/res_config_settings_views.xml",
+        "views/metrika_cdp_detailed_views.xml",
         "views/metrika_menus.xml",
         "data/metrika_connection_data.xml",
         "views/metrika_connection_health_views.xml",

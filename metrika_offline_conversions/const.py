@@ -126,9 +126,11 @@ EVENT_CANCELLED = "cancelled"
 
 TRANSPORT_SIMPLE_ORDERS = "simple_orders"
 TRANSPORT_OFFLINE = "offline_conversions"
+TRANSPORT_CDP_DETAILED = "cdp_detailed"
 TRANSPORT_SELECTION = [
     (TRANSPORT_SIMPLE_ORDERS, "CRM orders (simplified)"),
     (TRANSPORT_OFFLINE, "Goal-based offline conversions"),
+    (TRANSPORT_CDP_DETAILED, "CRM contacts and orders (detailed)"),
 ]
 
 # When a sale order is first sent.
@@ -173,3 +175,22 @@ OAUTH_REQUEST_MINUTES = 10
 # when it cannot be.
 TOKEN_REFRESH_DAYS = 30
 TOKEN_WARNING_DAYS = 7
+# -- The detailed CRM method (contacts, orders and the order status mapping) ------------------
+# Our order statuses in Metrica's mapping (schema/order_statuses): ids of 1-255 characters of
+# letters, digits, "_", "-" and ":". A CRM stage's id is the prefix and the stage's database id.
+STATUS_QUOTATION = "odoo_quotation"
+STATUS_SALES_ORDER = "odoo_sales_order"
+STATUS_PAID = "odoo_paid"
+STATUS_CANCELLED = "odoo_cancelled"
+STATUS_LEAD_LOST = "odoo_lead_lost"
+STATUS_LEAD_SPAM = "odoo_lead_spam"
+STATUS_STAGE_PREFIX = "odoo_stage_"
+# A contact's uniq_id: its commercial partner, or the lead itself when the lead has no partner.
+CONTACT_PARTNER_PREFIX = "partner-"
+CONTACT_LEAD_PREFIX = "lead-"
+# Identifiers of each kind sent per contact at most (the newest records first): a customer with
+# thousands of orders still makes one short line.
+CONTACT_MAX_IDENTIFIERS = 100
+# A lost orders upload is looked for among the uploads Metrica lists from this long before its
+# request started (Metrica's clock against ours), the ones already accounted for left out.
+CDP_LOOKUP_CLOCK_MARGIN_SECONDS = 60

@@ -49,6 +49,13 @@ What gives which answer (metrika-api.md §1–§2):
   refused; with ``strict_goals=True`` the id must be a JS-event goal of the counter), a decimal
   with a comma, a bad ``goals``/``products`` cell, a currency that is not 3 upper-case letters,
   ``client_type`` other than ``CONTACT``. Failed uploads are listed by ``last_uploadings`` too.
+* Detailed orders (metrika-api.md §2.3, §2.5) are stricter still: an ``order_status`` must be one
+  of the four defaults, an id of the counter's status mapping (``schema/order_statuses``) or a
+  JS-event goal of the counter; and an order's ``client_uniq_id`` must name a contact stored by
+  an earlier contacts upload of the counter ("customer data must also be sent for orders to be
+  processed"; contacts go first). Contacts and orders of passed uploads are kept per counter
+  with ``SAVE`` semantics (``contacts``, ``detailed_orders``), and counted
+  (``stored_contact_ids``, ``stored_detailed_order_ids``).
 
 Offline uploadings over time (metrika-api.md §1.4; Yandex: "It can take up to 2 hours to process
 the data", https://yandex.com/dev/metrika/en/management/openapi/offline_conversions/upload_1):
@@ -721,6 +728,12 @@ class MetrikaStandIn(_YandexOAuthStandIn):
         # (identifier, Target, DateTime) -> times stored, and simple_orders id -> times stored
         self.stored_offline_rows = collections.Counter()
         self.stored_order_ids = collections.Counter()
+        # Detailed flow: (counter, uniq_id) and (counter, order id) -> times stored, and per
+        # counter what is stored now ({uniq_id: {field: value}}, {order id: {field: value}}).
+        self.stored_contact_ids = collections.Counter()
+        self.stored_detailed_order_ids = collections.Counter()
+        self.contacts = {}
+        self.detailed_orders = {}
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -826,6 +839,8 @@ class MetrikaStandIn(_YandexOAuthStandIn):
             self.counters[counter_id] = counter
             self.goals.setdefault(counter_id, [])
             self.order_statuses.setdefault(counter_id, [])
+            self.contacts.setdefault(counter_id, {})
+            self.detailed_orders.setdefault(counter_id, {})
             self.offline_uploadings.setdefault(counter_id, {})
             self.cdp_uploadings.setdefault(counter_id, [])
             for goal in goals or ():
@@ -926,8 +941,12 @@ class MetrikaStandIn(_YandexOAuthStandIn):
             self.random_failures.clear()
             self.stored_offline_rows.clear()
             self.stored_order_ids.clear()
+            self.stored_contact_ids.clear()
+            self.stored_detailed_order_ids.clear()
             for cid in self.counters:
                 self.order_statuses[cid] = []
+                self.contacts[cid] = {}
+                self.detailed_orders[cid] = {}
                 self.offline_uploadings[cid] = {}
                 self.cdp_uploadings[cid] = []
 
@@ -994,6 +1013,15 @@ class MetrikaStandIn(_YandexOAuthStandIn):
                     "ids_distinct": len(self.stored_order_ids),
                     "repeats": orders_stored - len(self.stored_order_ids),
                 },
+            }
+            contacts_stored = sum(self.stored_contact_ids.values())
+            detailed_stored = sum(self.stored_detailed_order_ids.values())
+            result["detailed"] = {
+                "contacts_stored": contacts_stored,
+                "contacts_distinct": len(self.stored_contact_ids),
+                "orders_stored": detailed_stored,
+                "orders_distinct": len(self.stored_detailed_order_ids),
+                "order_repeats": detailed_stored - len(self.stored_detailed_order_ids),
             }
             if rows:
                 result["offline"]["rows"] = [
@@ -1516,27 +1544,7 @@ class MetrikaStandIn(_YandexOAuthStandIn):
         goals = self.action_goal_ids(cid) if self.strict_goals else None
         errors = []
         if fmt == "json":
-            if not rec.content_type.lower().startswith("application/json"):
-                raise _RequestError(
-                    400, "invalid_parameter", "Content-Type must be application/json"
-                )
-            if rec.json_error is not None or rec.json is None:
-                raise _RequestError(400, "invalid_json", "The body is not valid JSON")
-            items = rec.json.get(kind) if isinstance(rec.json, dict) else None
-            if not isinstance(items, list):
-                raise _RequestError(
-                    400, "invalid_json", "The body must be an object with a %r list" % kind
-                )
-            if not items:
-                raise _RequestError(400, "invalid_uploading", "The %r list is empty" % kind)
-            for index, item in enumerate(items):
-                if not isinstance(item, dict):
-                    errors.append("%s[%d]: must be an object" % (kind, index))
-                    continue
-                errors.extend(
-                    "%s[%d]: %s" % (kind, index, p) for p in _check_json_item(kind, item, goals)
-                )
-            return self._store_cdp(cid, kind.upper(), "JSON", len(items), errors)
+            return self._post_cdp_detailed_json(rec, cid, kind, goals)
         delimiter = self._delimiter(rec)
         raw_mapping = rec.query.get("columns_mapping")
         if not raw_mapping:
@@ -1567,6 +1575,7 @@ class MetrikaStandIn(_YandexOAuthStandIn):
             )
         if not rows:
             raise _RequestError(400, "invalid_uploading", "The file has no data rows")
+        stored = []
         for line, row in rows:
             if len(row) != len(header):
                 errors.append("line %d: expected %d values, got %d" % (line, len(header), len(row)))
@@ -1577,8 +1586,78 @@ class MetrikaStandIn(_YandexOAuthStandIn):
                 problems = _check_contact_row(values)
             else:
                 problems = _check_order_row(values, goals, "orders")
+                problems += self._detailed_order_problems(cid, values)
             errors.extend("line %d: %s" % (line, p) for p in problems)
+            stored.append(
+                {
+                    field: _split_multi(value) if field in IDENTIFIER_FIELDS else value
+                    for field, value in values.items()
+                    if value != ""
+                }
+            )
+        if not errors:  # FAILED means nothing was loaded
+            self._keep_detailed(cid, kind, stored)
         return self._store_cdp(cid, kind.upper(), "CSV", len(rows), errors)
+
+    def _post_cdp_detailed_json(self, rec, cid, kind, goals):
+        errors = []
+        if not rec.content_type.lower().startswith("application/json"):
+            raise _RequestError(400, "invalid_parameter", "Content-Type must be application/json")
+        if rec.json_error is not None or rec.json is None:
+            raise _RequestError(400, "invalid_json", "The body is not valid JSON")
+        items = rec.json.get(kind) if isinstance(rec.json, dict) else None
+        if not isinstance(items, list):
+            raise _RequestError(
+                400, "invalid_json", "The body must be an object with a %r list" % kind
+            )
+        if not items:
+            raise _RequestError(400, "invalid_uploading", "The %r list is empty" % kind)
+        stored = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors.append("%s[%d]: must be an object" % (kind, index))
+                continue
+            problems = _check_json_item(kind, item, goals)
+            if kind == "orders":
+                problems += self._detailed_order_problems(cid, item)
+            errors.extend("%s[%d]: %s" % (kind, index, p) for p in problems)
+            stored.append(item)
+        if not errors:
+            self._keep_detailed(cid, kind, stored)
+        return self._store_cdp(cid, kind.upper(), "JSON", len(items), errors)
+
+    def _detailed_order_problems(self, cid, values):
+        """What the detailed flow adds to an order's checks: its status is a default, a mapped
+        id or a JS-event goal; its contact was uploaded before it."""
+        problems = []
+        status = values.get("order_status")
+        if (
+            isinstance(status, str)
+            and status
+            and status not in ORDER_STATUS_TYPES
+            and status not in {mapped["id"] for mapped in self.order_statuses[cid]}
+            and status not in self.action_goal_ids(cid)
+        ):
+            problems.append(
+                "order_status %s is neither a default status, nor in the counter's status "
+                "mapping, nor a JS-event goal of the counter" % status
+            )
+        client = values.get("client_uniq_id")
+        if isinstance(client, str) and client and client not in self.contacts[cid]:
+            problems.append(
+                "client_uniq_id %s: no contact with this uniq_id was uploaded (contacts go "
+                "before the orders that need them)" % client
+            )
+        return problems
+
+    def _keep_detailed(self, cid, kind, items):
+        """Store a passed upload's contacts or orders (SAVE: each replaces the stored one)."""
+        key = "uniq_id" if kind == "contacts" else "id"
+        stored = self.contacts[cid] if kind == "contacts" else self.detailed_orders[cid]
+        counter = self.stored_contact_ids if kind == "contacts" else self.stored_detailed_order_ids
+        for item in items:
+            stored[str(item[key])] = dict(item)
+            counter[(cid, str(item[key]))] += 1
 
     def _store_cdp(self, cid, subtype, uploading_format, count, errors):
         self._seq += 1

@@ -83,7 +83,7 @@ STATUSES = [
 
 @pytest.fixture
 def cdp_client(make_client):
-    """A client with the detailed CRM flow's methods (not used by the addon yet)."""
+    """A client with the detailed CRM flow's methods."""
     return make_client(client_class=MetrikaCdpClient)
 
 
@@ -394,6 +394,10 @@ def test_upload_contacts_json(api, cdp_client):
 
 
 def test_upload_orders_csv_and_json(api, cdp_client):
+    # Orders need their contacts, and their statuses mapped, first (metrika-api.md §2.3, §2.5).
+    cdp_client.upload_contacts(CONTACTS, columns_mapping=CONTACTS_MAPPING)
+    cdp_client.upload_contacts([{"uniq_id": "J3QQ4"}], fmt="json")
+    cdp_client.set_order_statuses([{"id": "paid", "type": "PAID"}])
     uploading = cdp_client.upload_orders(ORDERS, columns_mapping=ORDERS_MAPPING)
     assert uploading["api_validation_status"] == "PASSED"
     rec = api.requests[-1]
@@ -647,6 +651,30 @@ def test_timed_out_upload_found_in_history(api, make_client):
     found = client.find_cdp_uploading(since=since, elements_count=3)
     assert found is not None and found["api_validation_status"] == "PASSED"
     assert client.find_cdp_uploading(since=since, elements_count=99) is None
+
+
+def test_lost_cdp_upload_is_told_from_others_by_subtype_and_known_ids(api, make_client):
+    client = make_client(client_class=MetrikaCdpClient, timeout=(1.0, 0.3))
+    since = datetime.datetime.now(UTC)
+    known = client.upload_contacts(b"uniq_id\na\nb\nc\n", columns_mapping={"uniq_id": "uniq_id"})
+    api.fail_next("slow", delay=0.6, accept=True)
+    with pytest.raises(MetrikaTimeoutError):
+        client.upload_simple_orders(SIMPLE_ORDERS)
+    assert api.wait_idle(5)
+    lost = client.find_cdp_uploading(since=since, elements_count=3, entity_subtype="SIMPLE_ORDERS")
+    assert lost is not None and lost["uploading_id"] != known["uploading_id"]
+    assert lost["entity_subtype"] == "SIMPLE_ORDERS"
+    contacts = client.find_cdp_uploading(since=since, elements_count=3, entity_subtype="CONTACTS")
+    assert contacts["uploading_id"] == known["uploading_id"]
+    assert (
+        client.find_cdp_uploading(
+            since=since,
+            elements_count=3,
+            entity_subtype="CONTACTS",
+            exclude_ids=[known["uploading_id"]],
+        )
+        is None
+    ), "an upload already accounted for is never taken for the lost one"
 
 
 def test_timed_out_offline_upload_found_by_comment(api, make_client):

@@ -26,10 +26,12 @@ from metrika_core.formats import (
     SimpleOrder,
     UploadDataError,
     build_contacts_csv,
+    build_contacts_file,
     build_contacts_json,
     build_offline_conversions_csv,
     build_offline_conversions_file,
     build_orders_csv,
+    build_orders_file,
     build_orders_json,
     build_simple_orders_csv,
     build_simple_orders_file,
@@ -1155,3 +1157,50 @@ def test_offline_file_of_valid_rows_is_the_csv_builders_file_and_bad_column_rais
 
 def test_data_errors_are_metrika_data_errors_and_value_errors():
     assert issubclass(UploadDataError, MetrikaDataError) and issubclass(UploadDataError, ValueError)
+
+
+# ------------------------------------------------------------- detailed files, row by row
+
+
+def test_contacts_file_leaves_out_a_bad_contact_with_its_reason():
+    built, mapping = build_contacts_file(
+        [
+            Contact("c1", client_ids=("123", "456"), emails=("a@example.ru",)),
+            Contact("c2", phones=("+79995551111",)),
+            Contact("c3", phones=("79995551111",)),
+            Contact("c1", client_ids=("789",)),
+        ],
+        "Europe/Moscow",
+        hashed=True,
+    )
+    assert set(built.rejected) == {1} and "c2" in built.rejected[1]
+    assert built.superseded == {0: 3}
+    assert built.row_indexes == (3, 2), "first-seen position, latest value"
+    header, rows = parse(built.data)
+    assert mapping == ",".join('"%s":"%s"' % (column, column) for column in header)
+    assert rows == [
+        {"uniq_id": "c1", "client_ids": "789", "phones_md5": ""},
+        {"uniq_id": "c3", "client_ids": "", "phones_md5": "f09f2c3d48f31e2a802944ade2e5aec5"},
+    ]
+
+
+def test_orders_file_rejects_row_by_row_and_none_when_all_fail():
+    good = Order("o1", "c1", T0, "odoo_paid", revenue=Decimal("10.50"), products=(("Sofa", 2),))
+    bad = Order("o2", "", T0, "PAID")
+    built, mapping = build_orders_file([good, bad], "Europe/Moscow")
+    assert list(built.rejected) == [1] and "client_uniq_id" in built.rejected[1]
+    header, rows = parse(built.data)
+    assert rows == [
+        {
+            "id": "o1",
+            "client_uniq_id": "c1",
+            "client_type": "CONTACT",
+            "create_date_time": "2024-01-10 11:56:00",
+            "order_status": "odoo_paid",
+            "revenue": "10.50",
+            "products": "Sofa:2",
+        }
+    ]
+    assert '"client_type":"client_type"' in mapping
+    nothing, no_mapping = build_orders_file([bad], "Europe/Moscow")
+    assert nothing.data is None and no_mapping is None and nothing.row_count == 0

@@ -491,6 +491,8 @@ def test_orders_csv_rules(api):
         '"create_date_time":"created","products":"products"'
     )
     params = {"merge_mode": "SAVE", "columns_mapping": mapping, "delimiter_type": "SEMICOLON"}
+    api.order_statuses[DEFAULT_COUNTER_ID] = [{"id": "paid", "type": "PAID"}]
+    api.contacts[DEFAULT_COUNTER_ID]["11"] = {"uniq_id": "11"}
     header = b"id;cid;type;status;created;products\n"
     ok = header + b"1;11;CONTACT;paid;2020-06-11 12:30:00;Laptop TGDD12:1,Laptop TGD123:2\n"
     assert (
@@ -1077,3 +1079,51 @@ def test_runs_as_its_own_process_until_killed():
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+# ------------------------------------------------------------------ detailed flow: strict parts
+
+
+def upload_contacts(api, data):
+    params = {
+        "merge_mode": "SAVE",
+        "columns_mapping": '"uniq_id":"uniq_id","client_ids":"client_ids"',
+    }
+    return post_file(api, CDP + "/data/contacts/csv", data, params=params)
+
+
+def upload_orders(api, data):
+    mapping = (
+        '"id":"id","client_uniq_id":"client_uniq_id","client_type":"client_type",'
+        '"order_status":"order_status","create_date_time":"create_date_time"'
+    )
+    params = {"merge_mode": "SAVE", "columns_mapping": mapping}
+    return post_file(api, CDP + "/data/orders/csv", data, params=params)
+
+
+ORDER_HEADER = b"id,client_uniq_id,client_type,order_status,create_date_time\n"
+
+
+def test_detailed_orders_need_their_contact_first(api):
+    order = ORDER_HEADER + b"1,c1,CONTACT,PAID,2024-01-10 11:56:00\n"
+    assert_failed(upload_orders(api, order), "no contact with this uniq_id")
+    assert api.detailed_orders[DEFAULT_COUNTER_ID] == {}, "FAILED: nothing stored"
+
+    passed = upload_contacts(api, b'uniq_id,client_ids\nc1,"123,456"\n')
+    assert passed.json()["uploading"]["api_validation_status"] == "PASSED"
+    assert api.contacts[DEFAULT_COUNTER_ID]["c1"]["client_ids"] == ["123", "456"]
+    assert upload_orders(api, order).json()["uploading"]["api_validation_status"] == "PASSED"
+    assert upload_orders(api, order).json()["uploading"]["entity_subtype"] == "ORDERS"
+    stats = api.stats()["detailed"]
+    assert stats["orders_distinct"] == 1 and stats["order_repeats"] == 1
+    assert stats["contacts_distinct"] == 1
+
+
+def test_detailed_order_status_is_a_default_a_mapped_id_or_a_goal(api):
+    upload_contacts(api, b"uniq_id,client_ids\nc1,123\n")
+    unmapped = ORDER_HEADER + b"1,c1,CONTACT,odoo_paid,2024-01-10 11:56:00\n"
+    assert_failed(upload_orders(api, unmapped), "order_status odoo_paid is neither")
+    api.order_statuses[DEFAULT_COUNTER_ID] = [{"id": "odoo_paid", "type": "PAID"}]
+    assert upload_orders(api, unmapped).json()["uploading"]["api_validation_status"] == "PASSED"
+    goal = ORDER_HEADER + b"2,c1,CONTACT,crm_deal_won,2024-01-10 11:56:00\n"
+    assert upload_orders(api, goal).json()["uploading"]["api_validation_status"] == "PASSED"

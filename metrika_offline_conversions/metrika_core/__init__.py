@@ -4,7 +4,7 @@ Nothing in this package imports Odoo: it is used by the addon and tested on its 
 are ``identifiers`` (normalise and hash ClientID, yclid, phone, e-mail), ``formats`` (the upload
 files), ``client`` (the only code that speaks HTTP), ``outcomes`` (what Metrica did with an
 upload), ``errors`` and ``retry``. ``client_cdp`` and ``formats.cdp_detailed`` hold the detailed
-CRM flow, specified and tested but not used by the addon yet.
+CRM flow (contacts, orders, status mapping).
 """
 
 from .client import MetrikaClient, check_upload_comment, offline_upload_comment

@@ -2,7 +2,7 @@
 
 :class:`MetrikaClient` holds what the addon uses: the counter, offline conversions and
 ``simple_orders``. The detailed CRM flow (contacts, orders, status mapping, CDP upload history)
-is :class:`~.client_cdp.MetrikaCdpClient`, which the addon does not use yet.
+is :class:`~.client_cdp.MetrikaCdpClient`, its subclass.
 
 The only module of the package that imports ``requests``, and :meth:`MetrikaClient._request` is
 the only method that sends. Each public method returns the relevant part of Metrica's JSON

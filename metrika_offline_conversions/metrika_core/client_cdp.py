@@ -1,9 +1,8 @@
 """Client methods of the CRM data ("CDP") API's detailed flow, and of its upload history.
 
-Specified and tested, but NOT USED by the addon yet: the addon uploads ``simple_orders`` (with
-:meth:`~.client.MetrikaClient.upload_simple_orders`) and offline conversions only. These methods
-stay fenced off in :class:`MetrikaCdpClient` until a transport uses them; the files they send are
-built by :mod:`.formats.cdp_detailed`. They send through the client's one request path,
+The addon's detailed upload method uses them (contacts, orders, the order status mapping, and
+the upload history to find an upload whose answer was lost); the files they send are built by
+:mod:`.formats.cdp_detailed`. They send through the client's one request path,
 :meth:`~.client.MetrikaClient._request`, so this module imports no HTTP library.
 """
 
@@ -192,15 +191,28 @@ class MetrikaCdpClient(MetrikaClient):
             list,
         )
 
-    def find_cdp_uploading(self, uploading_id=None, limit=100, *, since=None, elements_count=None):
+    def find_cdp_uploading(
+        self,
+        uploading_id=None,
+        limit=100,
+        *,
+        since=None,
+        elements_count=None,
+        entity_subtype=None,
+        exclude_ids=(),
+    ):
         """Look an upload up in :meth:`last_uploadings`; the dict or ``None``.
 
         With ``uploading_id`` the match is by id. After a timeout the id is unknown: pass
         ``since`` (aware ``datetime``, e.g. just before the POST) and optionally ``elements_count``
         (rows sent) to get the newest upload made since then with that many elements.
+        ``entity_subtype`` (``CONTACTS``, ``ORDERS``, ``SIMPLE_ORDERS``: what the list's items
+        say they hold) narrows the match where the item tells it; uploads whose id is in
+        ``exclude_ids`` (those already accounted for) never match.
         """
         if uploading_id is None and since is None:
             raise ValueError("give uploading_id or since")
+        excluded = {str(known) for known in exclude_ids}
         if since is not None:
             if since.tzinfo is None:
                 since = since.replace(tzinfo=datetime.timezone.utc)
@@ -213,6 +225,11 @@ class MetrikaCdpClient(MetrikaClient):
                 if when is None or when < since:
                     continue
             if elements_count is not None and uploading.get("elements_count") != elements_count:
+                continue
+            subtype = uploading.get("entity_subtype")
+            if entity_subtype is not None and subtype and subtype != entity_subtype:
+                continue
+            if str(uploading.get("uploading_id")) in excluded:
                 continue
             return uploading
         return None

@@ -230,7 +230,9 @@ class MetrikaConversion(models.Model):
             ("failure_reason", "=", const.REASON_NO_IDENTIFIER),
         ]
         if contact_only:
-            domain.append(("transport", "=", const.TRANSPORT_SIMPLE_ORDERS))
+            domain.append(
+                ("transport", "in", (const.TRANSPORT_SIMPLE_ORDERS, const.TRANSPORT_CDP_DETAILED))
+            )
         self.sudo().search(domain)._metrika_reset_to_pending()
 
     def _metrika_reset_to_pending(self):

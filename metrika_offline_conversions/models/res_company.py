@@ -8,7 +8,8 @@ from odoo.tools import SQL
 
 from .. import const
 from ..metrika_core import formats
-from ..metrika_core.client import MetrikaClient, is_valid_api_url
+from ..metrika_core.client import is_valid_api_url
+from ..metrika_core.client_cdp import MetrikaCdpClient
 
 _logger = logging.getLogger(__name__)
 
@@ -105,6 +106,14 @@ class ResCompany(models.Model):
     )
     metrika_counter_time_zone = fields.Char(
         string="Metrica counter time zone", readonly=True, copy=False, prefetch=UPLOAD_SETTINGS
+    )
+    metrika_status_mapping_fingerprint = fields.Char(
+        string="Order status mapping last pushed",
+        readonly=True,
+        copy=False,
+        prefetch=UPLOAD_SETTINGS,
+        help="A fingerprint of the order status mapping last pushed to the counter: the detailed "
+        "method pushes it again when it changes.",
     )
 
     @api.constrains("metrika_counter_id")
@@ -220,7 +229,7 @@ class ResCompany(models.Model):
         """
         self.ensure_one()
         company = self.sudo()
-        return MetrikaClient(
+        return MetrikaCdpClient(
             company.metrika_token,
             int(company.metrika_counter_id),
             base_url=company.metrika_api_url or const.DEFAULT_API_URL,

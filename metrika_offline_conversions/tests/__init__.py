@@ -15,3 +15,4 @@ from . import test_conversion_access
 from . import test_outbox
 from . import test_connection_health
 from . import test_connect_yandex
+from . import test_upload_cdp_detailed

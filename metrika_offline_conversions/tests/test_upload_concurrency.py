@@ -22,6 +22,7 @@ from odoo.tests.common import BaseCase, get_db_name, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.metrika_core.client_cdp import MetrikaCdpClient
 from odoo.addons.metrika_offline_conversions.tools import odoo_compat, senders, upload_run
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN, StandInAccessMixin, load_stand_in
@@ -52,6 +53,7 @@ COMPANY_CACHE_FIELDS = (
     "metrika_pause_reason",
     "metrika_counter_name",
     "metrika_counter_time_zone",
+    "metrika_status_mapping_fingerprint",
 )
 
 
@@ -564,3 +566,73 @@ class TestUploadConcurrency(StandInAccessMixin, BaseCase):
         sent = self.sent_order_ids()
         self.assertEqual(len(sent), len(set(sent)), "no order uploaded twice")
         self.assertEqual(len(sent), 2 * BATCH_SIZE)
+
+    # -- the detailed CRM method (contacts, then orders) -------------------------------------------
+
+    def use_detailed_method(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["res.company"].browse(self.company_id).sudo().write(
+                {
+                    "metrika_transport": const.TRANSPORT_CDP_DETAILED,
+                    # The stand-in was reset: the counter has no status mapping.
+                    "metrika_status_mapping_fingerprint": False,
+                }
+            )
+            env["metrika.conversion"].browse(self.conversion_ids).write(
+                {"transport": const.TRANSPORT_CDP_DETAILED}
+            )
+
+    def detailed_orders_stored(self):
+        return {
+            order_id: times
+            for (_counter, order_id), times in self.api.stored_detailed_order_ids.items()
+        }
+
+    def test_killed_worker_of_detailed_orders_is_found_in_the_history(self):
+        """Metrica stored the contacts and the orders; the worker died before it committed the
+        outcome: the orders are found in Metrica's upload history, never sent again."""
+        self.use_detailed_method()
+        self.kill_after_metrica_stored_the_first_file(senders.CdpDetailedSender)
+        self.assertEqual(sum(self.detailed_orders_stored().values()), BATCH_SIZE)
+        # The contacts' answer was committed before the orders went.
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT state, contacts_uploading_id IS NOT NULL, orders_sent_at IS NOT NULL "
+                "FROM metrika_upload WHERE id > %s",
+                (self.max_upload_id,),
+            )
+            self.assertEqual(cr.fetchall(), [(const.UPLOAD_SENDING, True, True)])
+        self.open_uploads_are_overdue()
+        self.in_thread(self.run_worker)
+
+        expected = {f"so-{order_id}" for order_id in self.order_ids}
+        self.assertEqual(set(self.detailed_orders_stored()), expected, "every order stored")
+        self.assertEqual(set(self.detailed_orders_stored().values()), {1}, "none sent twice")
+        self.assertEqual(
+            {state for state, _attempts, _uploads in self.committed_state().values()},
+            {const.STATE_SENT},
+        )
+        self.assertEqual(self.committed_uploads()[0], (const.UPLOAD_ACCEPTED, BATCH_SIZE))
+
+    def test_worker_killed_between_contacts_and_orders_loses_nothing(self):
+        """The contacts went (and their answer was committed), the orders never did: the orders
+        are not in the history, so they go again, with their contacts."""
+        self.use_detailed_method()
+
+        def killed(*args, **kwargs):
+            raise WorkerKilled()
+
+        with patch.object(MetrikaCdpClient, "upload_orders", killed):
+            with self.assertRaises(WorkerKilled):
+                self.in_thread(self.run_worker)
+        self.assertEqual(self.detailed_orders_stored(), {})
+        self.open_uploads_are_overdue()
+        self.in_thread(self.run_worker)
+
+        expected = {f"so-{order_id}" for order_id in self.order_ids}
+        self.assertEqual(set(self.detailed_orders_stored()), expected, "every order stored")
+        self.assertEqual(set(self.detailed_orders_stored().values()), {1}, "none sent twice")
+        self.assertEqual(self.committed_uploads()[0], (const.UPLOAD_LOST, BATCH_SIZE))
+        contacts_posts = [r for r in self.api.requests if "data/contacts" in r.path]
+        self.assertEqual(len(contacts_posts), QUEUE_SIZE // BATCH_SIZE + 1, "once more: harmless")

@@ -5,8 +5,9 @@ A call of the cron (``UploadRun.run``):
 
 1. settles the uploads left open by a worker that died (killed, restarted, cut off by the cron
    time limit or a lost database connection) or whose answer was lost: goal-based ones are looked
-   up in Metrica by their reference before anything is sent again; CRM orders are sent again,
-   which ``SAVE`` with stable order ids makes harmless;
+   up in Metrica by their reference before anything is sent again; detailed CRM orders are
+   looked up in Metrica's upload history; CRM orders not found are sent again, which ``SAVE``
+   with stable order ids makes harmless;
 2. polls goal-based uploads until Metrica has processed them;
 3. sends one batch: the upload (its file, its reference, its rows marked as being sent) is
    committed before the request, and the outcome after the answer. While the request runs, the
@@ -193,7 +194,7 @@ class UploadRun:
                 commit(self.env)
                 return len(batch)
             upload = self._new_upload(company, method, prepared.row_count)
-            upload._metrika_attach_file(prepared.data)
+            sender.attach_files(upload, prepared)
             prepared.conversions._metrika_mark_sending(upload)
             # Phase one: the upload and its rows are durable before Metrica sees the file.
             commit(self.env)
@@ -240,9 +241,7 @@ class UploadRun:
         except metrika_errors.MetrikaError as error:
             # A file Metrica may have stored is looked up before its rows go again, unless
             # sending it again is harmless.
-            maybe_stored = (
-                not sender.resend_is_harmless and error.retryable and error.maybe_accepted
-            )
+            maybe_stored = sender.lost_answer_needs_lookup(upload, error)
             upload._metrika_record_failure(
                 error,
                 time.monotonic() - started,

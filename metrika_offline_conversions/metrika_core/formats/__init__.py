@@ -4,8 +4,8 @@
   ``offline_conversions/upload``), :func:`build_offline_conversions_file`.
 * :mod:`.simple_orders`: CRM data ("CDP") API, simplified flow (``data/simple_orders``),
   :func:`build_simple_orders_file`.
-* :mod:`.cdp_detailed`: CRM data API, detailed flow (contacts, orders, status mapping):
-  specified and tested, not used by the addon yet.
+* :mod:`.cdp_detailed`: CRM data API, detailed flow (contacts, orders, status mapping),
+  :func:`build_contacts_file`, :func:`build_orders_file`, :func:`build_status_mapping_json`.
 * :mod:`._values` (value checks and normalisation every format shares) and :mod:`._csv` (CSV
   writing and :class:`BuiltFile`) serve them.
 
@@ -60,8 +60,10 @@ from .cdp_detailed import (
     Order,
     OrderStatusMapping,
     build_contacts_csv,
+    build_contacts_file,
     build_contacts_json,
     build_orders_csv,
+    build_orders_file,
     build_orders_json,
     build_status_mapping_json,
 )
@@ -97,10 +99,12 @@ __all__ = [
     "SimpleOrder",
     "UploadDataError",
     "build_contacts_csv",
+    "build_contacts_file",
     "build_contacts_json",
     "build_offline_conversions_csv",
     "build_offline_conversions_file",
     "build_orders_csv",
+    "build_orders_file",
     "build_orders_json",
     "build_simple_orders_csv",
     "build_simple_orders_file",

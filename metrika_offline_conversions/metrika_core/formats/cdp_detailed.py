@@ -1,11 +1,11 @@
 """Files of the CRM data ("CDP") API's detailed flow: contacts, orders and the status mapping.
 
-Specified and tested, but NOT USED by the addon yet: no transport sends them (the addon uploads
-``simple_orders`` and offline conversions only). They stay fenced off in this module, with their
-client methods in :mod:`..client_cdp`, until a transport uses them.
+The addon's detailed upload method sends them with the client methods of :mod:`..client_cdp`.
 
-* Contacts (``data/contacts``): :func:`build_contacts_csv` / :func:`build_contacts_json`.
-* Orders (``data/orders``): :func:`build_orders_csv` / :func:`build_orders_json`.
+* Contacts (``data/contacts``): :func:`build_contacts_file` (bad rows left out, each with its
+  reason), :func:`build_contacts_csv` / :func:`build_contacts_json`.
+* Orders (``data/orders``): :func:`build_orders_file`, :func:`build_orders_csv` /
+  :func:`build_orders_json`.
 * Status mapping (``schema/order_statuses``): :func:`build_status_mapping_json`.
 """
 
@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from ..identifiers import md5_hex
-from ._csv import _check_delimiter, _write_csv_chunked
+from ._csv import _built_file, _check_delimiter, _latest_indexes, _write_csv_chunked
 from ._values import (
     ORDER_STATUSES,
     UploadDataError,
@@ -314,6 +314,70 @@ def build_orders_csv(orders, time_zone, *, delimiter=","):
     latest = _latest_by_key(orders, "id", "order")
     rows = [_order_fields(order, tz) for order in latest.values()]
     return _detailed_csv(rows, ORDERS_COLUMNS, _ORDERS_REQUIRED, delimiter)
+
+
+def _detailed_file(items, key_name, kind, fields_of, all_columns, required, delimiter):
+    """``(BuiltFile, columns_mapping)``: the rows that pass written, the others left out with
+    their reason; ``(BuiltFile with data None, None)`` when no row passes."""
+    _check_delimiter(delimiter)
+    items = items if isinstance(items, (list, tuple)) else list(items)
+    errors = {}
+
+    def key_of(_index, item):
+        key = getattr(item, key_name, None)
+        if key.__class__ is not str or not key.strip():
+            raise UploadDataError(
+                "%s %r: %s must be a non-empty string" % (kind, key, key_name), key
+            )
+        return key
+
+    latest, superseded = _latest_indexes(items, key_of, errors)
+    rows = []
+    row_indexes = []
+    for index in latest.values():
+        try:
+            rows.append(fields_of(items[index]))
+        except UploadDataError as exc:
+            errors[index] = exc
+            continue
+        row_indexes.append(index)
+    if not rows:
+        return _built_file(None, row_indexes, errors, superseded), None
+    data, mapping = _detailed_csv(rows, all_columns, required, delimiter)
+    return _built_file(data, row_indexes, errors, superseded), mapping
+
+
+def build_contacts_file(contacts, time_zone, *, hashed=False, delimiter=","):
+    """``(BuiltFile, columns_mapping)`` for ``POST .../data/contacts/csv``, built once.
+
+    As :func:`build_contacts_csv`, but a contact that fails validation does not stop the build:
+    it is in :attr:`BuiltFile.rejected` with its reason, and the others are written.
+    """
+    tz = _resolve_time_zone(time_zone)
+    return _detailed_file(
+        contacts,
+        "uniq_id",
+        "contact",
+        lambda contact: _contact_fields(contact, tz, hashed),
+        CONTACTS_COLUMNS,
+        _CONTACTS_REQUIRED,
+        delimiter,
+    )
+
+
+def build_orders_file(orders, time_zone, *, delimiter=","):
+    """``(BuiltFile, columns_mapping)`` for ``POST .../data/orders/csv``, built once; an order
+    that fails validation is left out with its reason (see :func:`build_contacts_file`)."""
+    tz = _resolve_time_zone(time_zone)
+    return _detailed_file(
+        orders,
+        "id",
+        "order",
+        lambda order: _order_fields(order, tz),
+        ORDERS_COLUMNS,
+        _ORDERS_REQUIRED,
+        delimiter,
+    )
 
 
 def _dump_json(payload):

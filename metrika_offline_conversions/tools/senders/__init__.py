@@ -5,6 +5,7 @@ is the method's value in ``const``, and one line in ``SENDERS``.
 """
 
 from .base import PreparedFile, UploadSender
+from .cdp_detailed import CdpDetailedSender
 from .offline_conversions import OfflineConversionsSender
 from .simple_orders import SimpleOrdersSender
 
@@ -14,11 +15,13 @@ SENDERS = {
     for sender in (
         SimpleOrdersSender,
         OfflineConversionsSender,
+        CdpDetailedSender,
     )
 }
 
 __all__ = [
     "SENDERS",
+    "CdpDetailedSender",
     "OfflineConversionsSender",
     "PreparedFile",
     "SimpleOrdersSender",

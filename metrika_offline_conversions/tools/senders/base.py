@@ -37,8 +37,17 @@ class UploadSender:
         None when nothing is left to send."""
         raise NotImplementedError
 
+    def attach_files(self, upload, prepared):
+        """Keep the files of ``prepared`` on ``upload`` (committed before anything is sent)."""
+        upload._metrika_attach_file(prepared.data)
+
+    def lost_answer_needs_lookup(self, upload, error):
+        """Whether ``error`` may have left Metrica with ``upload``'s file stored, so that it is
+        looked up (``settle``) before its rows go again."""
+        return not self.resend_is_harmless and error.retryable and error.maybe_accepted
+
     def send(self, upload, prepared):
-        """The one HTTP request; returns Metrica's ``uploading`` answer."""
+        """The upload's request(s); returns Metrica's ``uploading`` answer to its file."""
         raise NotImplementedError
 
     def record_success(self, upload, prepared, answer, duration):
