@@ -18,6 +18,13 @@
         "views/crm_lead_views.xml",
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
+        "security/metrika_centre_security.xml",
+        "views/metrika_centre_link_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "metrika_offline_conversions/static/tests/tours/*.js",
+        ],
+    },
     "post_init_hook": "post_init_hook",
 }

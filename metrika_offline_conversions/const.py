@@ -149,3 +149,12 @@ CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"
 # The activity type of the administrators' alerts that sending waits for a settings fix: their
 # identity (with the company's uploads), whatever language their summary was written in.
 SETTINGS_ALERT_ACTIVITY_TYPE = "metrika_offline_conversions.mail_activity_type_settings_alert"
+
+# -- Conversion Centre link -------------------------------------------------------------------
+# Random bytes of the secret in the link's address (secrets.token_urlsafe: 43 characters).
+CENTRE_SECRET_BYTES = 32
+CENTRE_ROUTE = "/metrika/conversion-centre"
+# Rows read from the database per query while the file is streamed (keyset pages).
+CENTRE_PAGE_ROWS = 5000
+# Why a conversion is not sent through the API: its company only serves the Centre link.
+REASON_CENTRE_ONLY = "centre_only"
