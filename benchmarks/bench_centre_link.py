@@ -79,8 +79,12 @@ def fetch(url, method="GET", headers=None):
         chunks = [first]
         while chunk := answer.read(65536):
             chunks.append(chunk)
-        return answer.status, answer.headers, b"".join(chunks), first_byte, (
-            time.monotonic() - started
+        return (
+            answer.status,
+            answer.headers,
+            b"".join(chunks),
+            first_byte,
+            (time.monotonic() - started),
         )
 
 

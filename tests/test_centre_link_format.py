@@ -129,9 +129,7 @@ def test_a_check_can_be_plugged_in():
 
 def test_lists_of_identifiers_are_quoted():
     data = b"".join(
-        iter_centre_csv(
-            [order(phones=("79995551111", "79876543210"))], "UTC", NOW, hashed=False
-        )
+        iter_centre_csv([order(phones=("79995551111", "79876543210"))], "UTC", NOW, hashed=False)
     )
     assert b';"79995551111,79876543210";' in data
 

@@ -77,7 +77,9 @@ class ResConfigSettings(models.TransientModel):
         self.ensure_one()
         # Checked here, not only by the view: the button's method can be called over RPC.
         if not self.env.user.has_group("base.group_system"):
-            raise AccessError(_("Only administrators may change the Conversion Centre link."))
+            raise AccessError(
+                self.env._("Only administrators may change the Conversion Centre link.")
+            )
         self.execute()
         self.company_id._metrika_centre_rotate_secret()
         return {"type": "ir.actions.client", "tag": "reload"}

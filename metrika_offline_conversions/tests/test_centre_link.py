@@ -25,9 +25,7 @@ class TestCentreLink(HttpCase):
         cls.company = cls.env.company
         cls.company.country_id = cls.env.ref("base.ru")
         # The link alone: no token, API sending off.
-        cls.company.sudo().write(
-            {"metrika_enabled": False, "metrika_centre_link_enabled": True}
-        )
+        cls.company.sudo().write({"metrika_enabled": False, "metrika_centre_link_enabled": True})
         cls.product = cls.env["product.product"].create(
             {"name": "Sofa", "list_price": 1000.0, "type": "consu"}
         )
@@ -48,10 +46,20 @@ class TestCentreLink(HttpCase):
         return order
 
     def link(self, secret=None):
-        return "%s/%s.csv" % (const.CENTRE_ROUTE, secret or self.company.sudo().metrika_centre_secret)
+        return "%s/%s.csv" % (
+            const.CENTRE_ROUTE,
+            secret or self.company.sudo().metrika_centre_secret,
+        )
 
-    def fetch(self, secret=None, **kwargs):
-        return self.url_open(self.link(secret), allow_redirects=False, **kwargs)
+    def fetch(self, secret=None, method="GET", headers=None):
+        # The test opener, not url_open: its way of asking for HEAD differs between series.
+        return self.opener.request(
+            method,
+            self.base_url() + self.link(secret),
+            headers=headers,
+            timeout=12,
+            allow_redirects=False,
+        )
 
     def rows(self, response):
         self.assertEqual(response.status_code, 200, response.text[:500])
@@ -176,9 +184,7 @@ class TestCentreLink(HttpCase):
         self.assertIn("phones_md5", header)
         self.assertNotIn("emails", header)
         self.assertNotIn("phones", header)
-        self.assertEqual(
-            rows[0]["emails_md5"], hashlib.md5(b"ivan.petrov@example.ru").hexdigest()
-        )
+        self.assertEqual(rows[0]["emails_md5"], hashlib.md5(b"ivan.petrov@example.ru").hexdigest())
         self.assertEqual(rows[0]["phones_md5"], hashlib.md5(b"79995551111").hexdigest())
         self.assertNotIn(b"example.ru", response.content)
         self.assertNotIn(b"79995551111", response.content)
@@ -191,7 +197,7 @@ class TestCentreLink(HttpCase):
         etag, last_modified = full.headers["ETag"], full.headers["Last-Modified"]
         self.assertTrue(etag and last_modified)
 
-        head = self.fetch(head=True)
+        head = self.fetch(method="HEAD")
         self.assertEqual(head.status_code, 200)
         self.assertEqual(head.content, b"")
         self.assertEqual(head.headers["ETag"], etag)
@@ -228,10 +234,8 @@ class TestCentreLink(HttpCase):
 
     def test_other_methods_are_refused(self):
         self.make_order()
-        url = self.base_url() + self.link()
         for method in ("POST", "PUT", "DELETE", "PATCH"):
-            response = self.opener.request(method, url, timeout=12)
-            self.assertIn(response.status_code, (404, 405), method)
+            self.assertIn(self.fetch(method=method).status_code, (404, 405), method)
         self.assertFalse(self.fetches())
 
     def test_works_beside_api_sending(self):

@@ -19,9 +19,13 @@ from ..metrika_core import formats
 from ..metrika_core.formats import centre_link
 from ..metrika_core.identifiers import InvalidIdentifier, normalize_email, normalize_phone
 
-# Normalised identifiers remembered while one file is written (repeat customers are common,
-# and normalising a phone number costs tens of microseconds); cleared when this large.
-_MEMO_MAX = 100000
+# Normalised identifiers, remembered by the process from one fetch to the next: normalising a
+# phone number costs tens of microseconds, so the Centre's next poll (and a repeat customer)
+# costs a look-up. Plain dicts (a get or a set is atomic); each is emptied when it reaches
+# _MEMO_MAX entries (about 250 bytes each), which bounds the memory they take.
+_MEMO_MAX = 200000
+_EMAILS = {}
+_PHONES = {}
 
 
 def _digest(value):
@@ -78,11 +82,11 @@ _JOINS = SQL(
 
 
 def file_validators(env, company_id, now):
-    """(orders in the window, newest change among them and their records, or None)."""
+    """(conversions in the window, newest change among them and their records, or None)."""
     env.flush_all()
     env.cr.execute(
         SQL(
-            "SELECT COUNT(DISTINCT conversion.metrika_order_id), MAX(GREATEST("
+            "SELECT COUNT(*), MAX(GREATEST("
             "conversion.write_date, sale.write_date, partner.write_date, lead.write_date)) "
             "FROM metrika_conversion conversion %s WHERE %s",
             _JOINS,
@@ -121,7 +125,7 @@ def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS):
             page_rows,
         )
 
-    emails, phones = {}, {}
+    emails, phones = _EMAILS, _PHONES
     last = ""
     while True:
         env.cr.execute(page_query(last))
@@ -143,7 +147,7 @@ def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS):
                         phone
                         for raw in raw_phones
                         if raw
-                        for phone in _memo(phones, raw, normalize_phone, region)
+                        for phone in _memo(phones, (raw, region), _phone)
                     )
                 ),
                 revenue=Decimal(revenue) if revenue and Decimal(revenue) else None,
@@ -153,15 +157,19 @@ def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS):
             return
 
 
-def _memo(memo, raw, normalize, *args):
-    """(normalised value,) or () when ``raw`` is empty or not a valid identifier."""
-    if not raw:
+def _phone(raw_and_region):
+    return normalize_phone(*raw_and_region)
+
+
+def _memo(memo, key, normalize):
+    """(normalised value,) or () when ``key`` is empty or not a valid identifier."""
+    if not key:
         return ()
-    found = memo.get(raw)
+    found = memo.get(key)
     if found is None:
         try:
-            value = normalize(raw, *args)
+            value = normalize(key)
         except InvalidIdentifier:
             value = None
-        found = memo[raw] = (value,) if value else ()
+        found = memo[key] = (value,) if value else ()
     return found
