@@ -108,9 +108,8 @@ class ResCompany(models.Model):
         string="Metrica counter time zone", readonly=True, copy=False, prefetch=UPLOAD_SETTINGS
     )
     # -- Conversion Centre link (controllers/centre_link.py) --
-    metrika_centre_link_enabled = fields.Boolean(
-        string="Conversion Centre link", copy=False, prefetch=UPLOAD_SETTINGS
-    )
+    # Read where a user confirms an order (whether to queue it): in the default prefetch group.
+    metrika_centre_link_enabled = fields.Boolean(string="Conversion Centre link", copy=False)
     # The secret is the link: administrators only, never copied, wiped on neutralisation.
     metrika_centre_secret = fields.Char(
         string="Conversion Centre link secret",
