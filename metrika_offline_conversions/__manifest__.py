@@ -22,6 +22,8 @@
         "data/metrika_connection_data.xml",
         "views/metrika_connection_health_views.xml",
         "views/res_config_settings_metrika_connection_views.xml",
+        "security/metrika_centre_security.xml",
+        "views/metrika_centre_link_views.xml",
     ],
     "assets": {
         "web.assets_tests": [

@@ -194,3 +194,11 @@ CONTACT_MAX_IDENTIFIERS = 100
 # A lost orders upload is looked for among the uploads Metrica lists from this long before its
 # request started (Metrica's clock against ours), the ones already accounted for left out.
 CDP_LOOKUP_CLOCK_MARGIN_SECONDS = 60
+# -- Conversion Centre link -------------------------------------------------------------------
+# Random bytes of the secret in the link's address (secrets.token_urlsafe: 43 characters).
+CENTRE_SECRET_BYTES = 32
+CENTRE_ROUTE = "/metrika/conversion-centre"
+# Rows read from the database per query while the file is streamed (keyset pages).
+CENTRE_PAGE_ROWS = 5000
+# Why a conversion is not sent through the API: its company only serves the Centre link.
+REASON_CENTRE_ONLY = "centre_only"

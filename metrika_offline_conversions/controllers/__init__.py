@@ -1,2 +1,3 @@
 from . import portal
 from . import oauth
+from . import centre_link

@@ -7,3 +7,7 @@ UPDATE res_company
        metrika_oauth_client_secret = NULL;
 -- A "Connect to Yandex" left half-done keeps its verifier or device code there.
 DELETE FROM metrika_oauth_request;
+-- Nor serve its conversions at the production's Conversion Centre link.
+UPDATE res_company
+   SET metrika_centre_secret = NULL,
+       metrika_centre_link_enabled = FALSE;

@@ -18,3 +18,4 @@ from . import metrika_connection_health
 from . import res_company_metrika_oauth
 from . import res_config_settings_metrika_connection
 from . import metrika_upload_contacts
+from . import metrika_centre_fetch

@@ -51,6 +51,7 @@ FAILURE_REASON_SELECTION = [
     (const.REASON_SERVER, "Metrica unavailable"),
     (const.REASON_NETWORK, "Network error"),
     (const.REASON_UNEXPECTED, "Unexpected answer"),
+    (const.REASON_CENTRE_ONLY, "Conversion Centre link only"),
 ]
 RESULT_SELECTION = [
     (const.RESULT_ACCEPTED, "Accepted"),

@@ -168,9 +168,23 @@ class MetrikaIdentifierMixin(models.AbstractModel):
         self.ensure_one()
         record = self.sudo()  # see _metrika_conversion_base_values
         company = record._metrika_company()
-        if not (company.metrika_enabled and record._metrika_sends(event, company)):
+        serves_centre = company.metrika_centre_link_enabled
+        if not (
+            (company.metrika_enabled or serves_centre) and record._metrika_sends(event, company)
+        ):
             return None
         values = record._metrika_conversion_base_values(event, company)
+        if not company.metrika_enabled:
+            # Only the Conversion Centre link serves this company: the row tells the link the
+            # order's current status, and is never uploaded (nor left pending forever).
+            values.update(
+                state=const.STATE_SKIPPED,
+                failure_reason=const.REASON_CENTRE_ONLY,
+                last_error=record.env._(
+                    "Sending to Metrica is off: the Conversion Centre link serves this order."
+                ),
+            )
+            return values
         # Goal-based conversions need a click; whether a customer without one has a phone or an
         # e-mail is left to the upload, which reads them anyway (a query less on confirming).
         if values["transport"] == const.TRANSPORT_OFFLINE and not (

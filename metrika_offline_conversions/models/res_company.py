@@ -1,4 +1,5 @@
 import logging
+import secrets
 
 import psycopg2.errors
 
@@ -115,6 +116,17 @@ class ResCompany(models.Model):
         help="A fingerprint of the order status mapping last pushed to the counter: the detailed "
         "method pushes it again when it changes.",
     )
+    # -- Conversion Centre link (controllers/centre_link.py) --
+    # Read where a user confirms an order (whether to queue it): in the default prefetch group.
+    metrika_centre_link_enabled = fields.Boolean(string="Conversion Centre link", copy=False)
+    # The secret is the link: administrators only, never copied, wiped on neutralisation.
+    metrika_centre_secret = fields.Char(
+        string="Conversion Centre link secret",
+        readonly=True,
+        copy=False,
+        groups="base.group_system",
+        prefetch=UPLOAD_SETTINGS,
+    )
 
     @api.constrains("metrika_counter_id")
     def _check_metrika_counter_id(self):
@@ -191,6 +203,8 @@ class ResCompany(models.Model):
                 )
             )
         result = super().write(vals)
+        if vals.get("metrika_centre_link_enabled"):
+            self._metrika_centre_ensure_secret()
         if changed:
             # Another token or counter: forget the old counter's time zone, and give sending
             # another chance after an authentication pause.
@@ -208,6 +222,23 @@ class ResCompany(models.Model):
             for company in changed:
                 self.env["metrika.upload"]._metrika_close_alerts(company)
         return result
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        companies = super().create(vals_list)
+        companies.filtered("metrika_centre_link_enabled")._metrika_centre_ensure_secret()
+        return companies
+
+    def _metrika_centre_ensure_secret(self):
+        """A link turned on gets its secret; a secret already there is kept (the Centre uses it)."""
+        for company in self.sudo():
+            if not company.metrika_centre_secret:
+                company._metrika_centre_rotate_secret()
+
+    def _metrika_centre_rotate_secret(self):
+        """A new secret: the old link answers 404 from now on. Callers check the group."""
+        for company in self.sudo():
+            company.metrika_centre_secret = secrets.token_urlsafe(const.CENTRE_SECRET_BYTES)
 
     def _metrika_is_configured(self):
         self.ensure_one()

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
 from .. import const
@@ -51,6 +51,38 @@ class ResConfigSettings(models.TransientModel):
     )
     metrika_paused = fields.Boolean(related="company_id.metrika_paused")
     metrika_pause_reason = fields.Text(related="company_id.metrika_pause_reason")
+    # -- Conversion Centre link --
+    metrika_centre_link_enabled = fields.Boolean(
+        related="company_id.metrika_centre_link_enabled", readonly=False
+    )
+    metrika_centre_link_url = fields.Char(
+        string="Conversion Centre link address",
+        compute="_compute_metrika_centre_link_url",
+        groups="base.group_system",
+    )
+
+    @api.depends("company_id", "metrika_centre_link_enabled")
+    def _compute_metrika_centre_link_url(self):
+        for settings in self:
+            company = settings.company_id.sudo()
+            secret = company.metrika_centre_secret
+            settings.metrika_centre_link_url = (
+                secret
+                and company.metrika_centre_link_enabled
+                and "%s%s/%s.csv" % (company.get_base_url(), const.CENTRE_ROUTE, secret)
+            )
+
+    def action_metrika_rotate_centre_secret(self):
+        """A new secret for the link: the address given to the Centre stops working at once."""
+        self.ensure_one()
+        # Checked here, not only by the view: the button's method can be called over RPC.
+        if not self.env.user.has_group("base.group_system"):
+            raise AccessError(
+                self.env._("Only administrators may change the Conversion Centre link.")
+            )
+        self.execute()
+        self.company_id._metrika_centre_rotate_secret()
+        return {"type": "ir.actions.client", "tag": "reload"}
 
     @api.depends("company_id")
     def _compute_metrika_late_orders(self):

@@ -16,3 +16,4 @@ from . import test_outbox
 from . import test_connection_health
 from . import test_connect_yandex
 from . import test_upload_cdp_detailed
+from . import test_centre_link
