@@ -18,6 +18,13 @@
         "views/crm_lead_views.xml",
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
+        "views/metrika_conversion_export_views.xml",
+        "views/metrika_upload_dry_run_views.xml",
     ],
     "post_init_hook": "post_init_hook",
+    "assets": {
+        "web.assets_tests": [
+            "metrika_offline_conversions/static/tests/tours/*.js",
+        ],
+    },
 }

@@ -13,3 +13,5 @@ from . import res_partner
 from . import account_move
 from . import payment_transaction
 from . import mail_activity_type
+from . import metrika_upload_dry_run
+from . import metrika_conversion_export

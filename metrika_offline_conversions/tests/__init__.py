@@ -13,3 +13,5 @@ from . import test_capture_email
 from . import test_capture_portal
 from . import test_conversion_access
 from . import test_outbox
+from . import test_export_dry_run
+from . import test_export_tour
