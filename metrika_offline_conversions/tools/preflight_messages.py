@@ -26,8 +26,8 @@ RULE_TEXTS = {
 def refusal_text(env, rule, detail):
     """The sync log's reason for a row the preflight check kept back."""
     return env._(
-        "Kept back by the preflight check: %(rule)s (%(detail)s). The other rows of the file "
-        "were sent.",
+        "Kept back by the preflight check: %(rule)s (%(detail)s). The other rows of its file "
+        "are not held up by it.",
         rule=env._(RULE_TEXTS[rule]),
         detail=detail,
     )
