@@ -5,12 +5,14 @@ import base64
 import io
 import zipfile
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.tools.upload_run import UploadRun
 
 from .common import CLIENT_ID, COUNTER_ID, MetrikaCase, csv_rows
 
@@ -233,6 +235,37 @@ class TestExportDryRun(MetrikaCase):
         self.run_cron()
         self.assertEqual(len(self.posts()), 1)
 
+    def test_released_goal_file_whose_worker_died_is_looked_up_not_sent_twice(self):
+        """Phase one moves a released file to sending: a worker that dies during the request
+        leaves an upload the next runs settle (found at Metrica by its reference), as any
+        other; the file is never taken again as released."""
+        self.offline_company()
+        self.company.sudo().metrika_dry_run = True
+        conversion = self.conversions(self.make_order(metrika_client_id=CLIENT_ID))
+        conversion.sudo().write({"event_date": fields.Datetime.now() - timedelta(hours=1)})
+        self.run_cron()
+        [upload] = self.Upload.search([])
+        self.assertEqual((upload.state, conversion.state), (const.UPLOAD_KEPT, const.STATE_KEPT))
+        upload.with_user(self.admin).action_send_for_real()
+
+        def request_then_die(run, sender, upload, prepared):
+            sender.send(upload, prepared)  # Metrica stores the file; its answer is never recorded
+
+        with patch.object(UploadRun, "_upload", request_then_die):
+            self.run_cron(calls=1)
+        self.assertEqual(upload.state, const.UPLOAD_SENDING)
+        self.assertEqual(conversion.state, const.STATE_SENDING)
+        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1)
+        self.run_cron()
+        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1, "still in flight: not sent again")
+
+        upload.sudo().settle_after = fields.Datetime.now() - timedelta(seconds=1)
+        self.run_cron()
+
+        self.assertEqual(len(self.posts(OFFLINE_PATH)), 1, "found at Metrica, not sent again")
+        self.assertEqual(upload.state, const.UPLOAD_ACCEPTED)
+        self.assertEqual(conversion.state, const.STATE_SENT)
+
     def test_kept_batch_whose_rows_changed_is_not_sent_as_kept(self):
         conversions = self.dry_run_batch()
         [upload] = self.Upload.search([])
@@ -240,6 +273,39 @@ class TestExportDryRun(MetrikaCase):
         with self.assertRaisesRegex(UserError, "Resend"):
             upload.with_user(self.admin).action_send_for_real()
         self.assertEqual(upload.state, const.UPLOAD_KEPT)
+
+    def test_kept_files_outlive_the_retention(self):
+        """A kept or released file is still to go: neither it nor its upload is pruned."""
+        states = (const.UPLOAD_KEPT, const.UPLOAD_RELEASED, const.UPLOAD_PROCESSED)
+        uploads = self.Upload.sudo().create(
+            [
+                {
+                    "company_id": self.company.id,
+                    "transport": const.TRANSPORT_SIMPLE_ORDERS,
+                    "state": state,
+                }
+                for state in (*states, const.UPLOAD_PROCESSED)
+            ]
+        )
+        for upload in uploads:
+            upload._metrika_attach_file(b"id,create_date_time\n")
+        self.env.flush_all()
+        long_ago = fields.Datetime.now() - timedelta(days=1000)
+        # Created long ago; the last one changed since (its file is old, its log line is not).
+        self.env.cr.execute(
+            "UPDATE metrika_upload SET create_date = %s, "
+            "write_date = CASE WHEN id = %s THEN write_date ELSE %s END WHERE id = ANY(%s)",
+            (long_ago, uploads[-1].id, long_ago, uploads.ids),
+        )
+        uploads.invalidate_recordset()
+        held, old_log, recent_log = uploads[:2], uploads[2], uploads[3]
+
+        self.Upload.sudo()._gc_closed_uploads()
+        self.assertEqual(uploads.exists(), held | recent_log)
+        self.Upload.sudo()._gc_uploaded_files()
+        self.assertTrue(all(held.mapped("attachment_id")))
+        self.assertFalse(recent_log.attachment_id)
+        self.assertFalse(old_log.exists())
 
 
 class _File:

@@ -268,6 +268,12 @@ class UploadRun:
                 }
             )
             self._send_prepared(sender, upload, prepared)
+        # Released files are not counted among the rows due: the next one wakes the cron itself.
+        self.env.cr.execute(
+            SQL("SELECT 1 FROM metrika_upload WHERE state = %s LIMIT 1", const.UPLOAD_RELEASED)
+        )
+        if self.env.cr.fetchone():
+            self._trigger(fields.Datetime.now())
         return max(len(rows), 1)
 
     def _prepare(self, sender, batch):
