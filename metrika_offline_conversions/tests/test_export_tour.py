@@ -6,6 +6,7 @@ import shutil
 from odoo.tests import HttpCase, tagged
 
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.tools import odoo_compat
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN
 
@@ -53,7 +54,7 @@ class TestExportTour(HttpCase):
 
         self.start_tour(
             "/odoo/action-metrika_offline_conversions.metrika_conversion_action",
-            "metrika_export_csv",
+            odoo_compat.tour_variant("metrika_export_csv"),
             login="admin",
         )
 
