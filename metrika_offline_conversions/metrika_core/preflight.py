@@ -25,6 +25,7 @@ Yandex's rules (see shared docs, metrika-api.md §1.3, §2.1, §2.6, §2.8, §4)
 * file size: at most 1 GB per file; the rows past it are kept back (they go in a later file).
 """
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -73,6 +74,7 @@ _EPOCH_YEAR = 1970
 _DIGIT_IDENTIFIERS = {"ClientId": CLIENT_ID_MAX_DIGITS, "Yclid": YCLID_MAX_DIGITS}
 # A cell's share of the file: its bytes, a separator; a row's line end and header share.
 _ROW_OVERHEAD_BYTES = 16
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RowRefused(Exception):
@@ -103,7 +105,10 @@ def check(file_format, rows, now, *, max_file_bytes=MAX_FILE_BYTES):
     for row_key, row in rows:
         try:
             cells = checker(row, now, max_age)
-            row_bytes = sum(len(cell.encode("utf-8")) + 1 for cell in cells) + _ROW_OVERHEAD_BYTES
+            line = ",".join(cells)
+            row_bytes = _ROW_OVERHEAD_BYTES + (
+                len(line) if line.isascii() else len(line.encode("utf-8"))
+            )
             if size + row_bytes > max_file_bytes:
                 raise RowRefused(
                     RULE_FILE_SIZE,
@@ -143,11 +148,12 @@ def _check_text(value, what):
         return ""
     if not isinstance(value, str):
         raise RowRefused(RULE_ENCODING, "%s is not text: %r" % (what, value))
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RowRefused(RULE_ENCODING, "%s cannot be encoded as UTF-8" % what) from None
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RowRefused(RULE_ENCODING, "%s cannot be encoded as UTF-8" % what) from None
+    if _CONTROL_RE.search(value):
         raise RowRefused(RULE_ENCODING, "%s holds a control character: %r" % (what, value))
     return value
 
