@@ -24,6 +24,8 @@
         "views/res_config_settings_metrika_connection_views.xml",
         "security/metrika_centre_security.xml",
         "views/metrika_centre_link_views.xml",
+        "views/metrika_conversion_export_views.xml",
+        "views/metrika_upload_dry_run_views.xml",
     ],
     "assets": {
         "web.assets_tests": [
@@ -31,4 +33,9 @@
         ],
     },
     "post_init_hook": "post_init_hook",
+    "assets": {
+        "web.assets_tests": [
+            "metrika_offline_conversions/static/tests/tours/*.js",
+        ],
+    },
 }

@@ -65,6 +65,9 @@ STATE_SENT = "sent"
 STATE_ERROR = "error"
 STATE_SKIPPED = "skipped"
 STATE_CANCELLED = "cancelled"
+# Built into a dry-run file (the company's dry run) and kept on its upload, not sent: an
+# administrator sends the kept file for real, or the rows are resent.
+STATE_KEPT = "kept"
 # Nothing changes these rows by themselves any more (a manager's Resend, or the record reaching
 # the event again, may bring them back): the sync log's retention may delete them. Never pending
 # or sending rows.
@@ -86,6 +89,8 @@ REASON_QUOTA = "quota"
 REASON_SERVER = "server"
 REASON_NETWORK = "network"
 REASON_UNEXPECTED = "unexpected"
+# Kept back by the preflight check (metrika_core/preflight.py): Metrica would refuse the row.
+REASON_PREFLIGHT = "preflight"
 # Reasons of rows that wait for an administrator, not for a retry.
 WAITING_FOR_ADMIN_REASONS = (REASON_SETTINGS, REASON_AUTH)
 
@@ -110,6 +115,12 @@ UPLOAD_FAILED = "failed"
 # Found not stored after its answer was lost: its rows were queued again.
 UPLOAD_LOST = "lost"
 UPLOAD_OPEN_STATES = (UPLOAD_SENDING, UPLOAD_UNCONFIRMED)
+# Dry run: the file is built, checked and kept, not sent. An administrator's "Send for real"
+# releases it; the cron then sends the kept file once, by the two-phase path.
+UPLOAD_KEPT = "kept"
+UPLOAD_RELEASED = "released"
+# Uploads whose file is still to go: neither their file nor the upload is pruned.
+UPLOAD_HELD_STATES = (UPLOAD_KEPT, UPLOAD_RELEASED)
 
 # -- Attribution quality of a lead or an order ------------------------------------------------
 # How well Metrica can link it to a visit: with a ClientID and a phone or e-mail (maximum), a

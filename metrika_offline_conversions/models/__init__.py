@@ -19,3 +19,5 @@ from . import res_company_metrika_oauth
 from . import res_config_settings_metrika_connection
 from . import metrika_upload_contacts
 from . import metrika_centre_fetch
+from . import metrika_upload_dry_run
+from . import metrika_conversion_export

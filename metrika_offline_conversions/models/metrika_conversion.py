@@ -34,6 +34,7 @@ STATE_SELECTION = [
     (const.STATE_ERROR, "Error"),
     (const.STATE_SKIPPED, "Skipped"),
     (const.STATE_CANCELLED, "Cancelled"),
+    (const.STATE_KEPT, "Kept (dry run)"),
 ]
 FAILURE_REASON_SELECTION = [
     (const.REASON_NO_IDENTIFIER, "No identifier"),
@@ -52,6 +53,7 @@ FAILURE_REASON_SELECTION = [
     (const.REASON_NETWORK, "Network error"),
     (const.REASON_UNEXPECTED, "Unexpected answer"),
     (const.REASON_CENTRE_ONLY, "Conversion Centre link only"),
+    (const.REASON_PREFLIGHT, "Kept back by the preflight check"),
 ]
 RESULT_SELECTION = [
     (const.RESULT_ACCEPTED, "Accepted"),

@@ -41,9 +41,10 @@ class MetrikaConversion(models.Model):
         )
         self.invalidate_recordset([*values, "attempt_count", "write_date", "write_uid"])
 
-    def _metrika_mark_sending(self, upload):
+    def _metrika_mark_sending(self, upload, state=const.STATE_SENDING):
         """Part of ``upload``, committed before its request: no other run takes them. One
-        statement marks them and lists them among the upload's conversions."""
+        statement marks them and lists them among the upload's conversions. (``state`` is
+        ``STATE_KEPT`` for the rows of a dry run's file, kept instead of sent.)"""
         if not self:
             return
         self.flush_recordset()
@@ -59,7 +60,7 @@ class MetrikaConversion(models.Model):
                    INSERT INTO metrika_conversion_metrika_upload_rel (upload_id, conversion_id)
                    SELECT %(upload)s, id FROM marked
                    ON CONFLICT DO NOTHING""",
-                sending=const.STATE_SENDING,
+                sending=state,
                 upload=upload.id,
                 now=fields.Datetime.now(),
                 uid=self.env.uid,

@@ -23,6 +23,8 @@ UPLOAD_STATE_SELECTION = [
     (const.UPLOAD_PROCESSING_TIMEOUT, "Not processed in time"),
     (const.UPLOAD_FAILED, "Failed"),
     (const.UPLOAD_LOST, "Not stored, sent again"),
+    (const.UPLOAD_KEPT, "Dry run: kept, not sent"),
+    (const.UPLOAD_RELEASED, "To send for real"),
 ]
 
 
@@ -254,7 +256,7 @@ class MetrikaUpload(models.Model):
                     ("company_id", "=", company.id),
                     ("create_date", "<", limit),
                     ("attachment_id", "!=", False),
-                    ("state", "not in", const.UPLOAD_OPEN_STATES),
+                    ("state", "not in", const.UPLOAD_OPEN_STATES + const.UPLOAD_HELD_STATES),
                 ]
             )
             if old:
@@ -294,7 +296,7 @@ class MetrikaUpload(models.Model):
                              AND activity.active)
                     LIMIT %(limit)s
                       FOR UPDATE OF upload SKIP LOCKED""",
-                open=const.UPLOAD_OPEN_STATES,
+                open=const.UPLOAD_OPEN_STATES + const.UPLOAD_HELD_STATES,
                 old=retention_cutoff("upload", fields.Datetime.now()),
                 model=self._name,
                 limit=limit,

@@ -127,6 +127,13 @@ class ResCompany(models.Model):
         groups="base.group_system",
         prefetch=UPLOAD_SETTINGS,
     )
+    metrika_dry_run = fields.Boolean(
+        string="Dry run: build files, send nothing",
+        prefetch=UPLOAD_SETTINGS,
+        help="Every batch is built, checked and kept as a file on its upload in the sync log, "
+        "exactly as it would have been sent, and nothing is sent. An administrator can download "
+        "a kept file, or send it for real.",
+    )
 
     @api.constrains("metrika_counter_id")
     def _check_metrika_counter_id(self):

@@ -50,6 +50,7 @@ class ResConfigSettings(models.TransientModel):
         string="Late orders", compute="_compute_metrika_late_orders"
     )
     metrika_paused = fields.Boolean(related="company_id.metrika_paused")
+    metrika_dry_run = fields.Boolean(related="company_id.metrika_dry_run", readonly=False)
     metrika_pause_reason = fields.Text(related="company_id.metrika_pause_reason")
     # -- Conversion Centre link --
     metrika_centre_link_enabled = fields.Boolean(

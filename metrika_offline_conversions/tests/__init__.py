@@ -17,3 +17,5 @@ from . import test_connection_health
 from . import test_connect_yandex
 from . import test_upload_cdp_detailed
 from . import test_centre_link
+from . import test_export_dry_run
+from . import test_export_tour

@@ -12,6 +12,9 @@ A call of the cron (``UploadRun.run``):
 3. sends one batch: the upload (its file, its reference, its rows marked as being sent) is
    committed before the request, and the outcome after the answer. While the request runs, the
    worker holds a row lock on the upload, so no other worker settles it under its feet.
+   A file an administrator released from a dry run ("Send for real") goes first, by the same
+   two phases, exactly as it was kept; in a company's dry run, the batch's file is kept on its
+   upload instead of sent (its rows wait, kept, for an administrator).
 
 Odoo's scheduler calls the cron again while its progress report says work is left
 (``odoo_compat.report_cron_progress``), and commits between calls. Everything Metrica or the
@@ -28,7 +31,7 @@ from odoo.tools import SQL
 from .. import const
 from ..metrika_core import errors as metrika_errors
 from . import metrika_messages, odoo_compat
-from .senders import SENDERS
+from .senders import SENDERS, PreparedFile
 
 _logger = logging.getLogger(__name__)
 
@@ -71,8 +74,8 @@ class UploadRun:
         """Settle, poll, send one batch; returns the number of conversions and uploads handled."""
         done = self._settle_open_uploads()
         done += self._poll_uploads()
-        done += self._send_one_batch()
-        return done
+        sent = self._send_released_upload()
+        return done + (sent or self._send_one_batch())
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -195,14 +198,84 @@ class UploadRun:
                 return len(batch)
             upload = self._new_upload(company, method, prepared.row_count)
             sender.attach_files(upload, prepared)
-            prepared.conversions._metrika_mark_sending(upload)
-            # Phase one: the upload and its rows are durable before Metrica sees the file.
-            commit(self.env)
-            self._hold(upload)
-            self._upload(sender, upload, prepared)
-            # Phase two: the outcome.
-            commit(self.env)
+            if company.metrika_dry_run:
+                self._keep(upload, prepared)
+                commit(self.env)
+                return len(batch)
+            self._send_prepared(sender, upload, prepared)
         return len(batch)
+
+    def _send_prepared(self, sender, upload, prepared):
+        """The two phases of sending ``upload``, whose file is attached already."""
+        prepared.conversions._metrika_mark_sending(upload)
+        # Phase one: the upload and its rows are durable before Metrica sees the file.
+        commit(self.env)
+        self._hold(upload)
+        self._upload(sender, upload, prepared)
+        # Phase two: the outcome.
+        commit(self.env)
+
+    # -- dry run -------------------------------------------------------------------------------
+
+    def _keep(self, upload, prepared):
+        """Dry run: the file stays on its upload, its rows with it, and nothing is sent."""
+        upload.write(
+            {
+                "state": const.UPLOAD_KEPT,
+                "settle_after": False,
+                "result_summary": self.env._(
+                    "Dry run: %s rows built and checked, kept here and not sent.",
+                    prepared.row_count,
+                ),
+            }
+        )
+        prepared.conversions._metrika_mark_sending(upload, state=const.STATE_KEPT)
+        _logger.info(
+            "Metrica dry run: upload %s of company %s kept with %s rows, not sent",
+            upload.id,
+            upload.company_id.id,
+            prepared.row_count,
+        )
+
+    def _send_released_upload(self):
+        """Send one kept file an administrator released: the kept bytes, once, by the two
+        phases of any upload (its state moves from released to sending in phase one, so
+        another run never takes it again)."""
+        uploads = self._lock_uploads(
+            SQL(
+                "state = %s AND company_id IN (SELECT id FROM res_company "
+                "WHERE metrika_enabled AND NOT COALESCE(metrika_paused, FALSE))",
+                const.UPLOAD_RELEASED,
+            ),
+            limit=1,
+        )
+        if not uploads:
+            return 0
+        upload = uploads
+        company = upload.company_id
+        rows = upload._metrika_kept_rows()
+        client = self._client(company)
+        if client is None:
+            return 0
+        with client:
+            sender = SENDERS[upload.transport](self.env, company, client)
+            prepared = PreparedFile(upload.attachment_id.raw, rows, upload.row_count)
+            upload.write(
+                {
+                    "state": const.UPLOAD_SENDING,
+                    "result_summary": False,
+                    "settle_after": fields.Datetime.now()
+                    + timedelta(seconds=const.IN_FLIGHT_GRACE_SECONDS),
+                }
+            )
+            self._send_prepared(sender, upload, prepared)
+        # Released files are not counted among the rows due: the next one wakes the cron itself.
+        self.env.cr.execute(
+            SQL("SELECT 1 FROM metrika_upload WHERE state = %s LIMIT 1", const.UPLOAD_RELEASED)
+        )
+        if self.env.cr.fetchone():
+            self._trigger(fields.Datetime.now())
+        return max(len(rows), 1)
 
     def _prepare(self, sender, batch):
         """The batch's file, or None when nothing goes; a failure settles the whole batch."""

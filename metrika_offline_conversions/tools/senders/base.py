@@ -1,10 +1,12 @@
 """What every upload method's sender has: the interface the upload run calls, the file it
 prepares, and the rows it leaves out, each with its reason."""
 
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from ... import const
+from ...metrika_core import preflight
+from .. import preflight_messages
 
 
 class PreparedFile:
@@ -103,6 +105,18 @@ class UploadSender:
                 const.REASON_INVALID_DATA,
                 self.env._("Metrica would refuse this conversion: %s", reason),
             )
+
+    def _preflight(self, file_format, items):
+        """The ``(rows, row)`` pairs of ``items`` that pass the preflight check; the rows of the
+        others are kept back, each with the rule its row breaks."""
+        passed, refused = preflight.check(file_format, items, datetime.now(timezone.utc))
+        for rows, rule, detail in refused:
+            rows._metrika_mark_final(
+                const.STATE_ERROR,
+                const.REASON_PREFLIGHT,
+                preflight_messages.refusal_text(self.env, rule, detail),
+            )
+        return passed
 
     @staticmethod
     def _decimal_revenue(conversion):

@@ -7,7 +7,7 @@ from odoo import fields
 
 from ... import const
 from ...metrika_core import errors as metrika_errors
-from ...metrika_core import formats, outcomes
+from ...metrika_core import formats, outcomes, preflight
 from .. import metrika_messages
 from .base import PreparedFile, UploadSender, aware_utc, written_indexes
 
@@ -75,7 +75,7 @@ class OfflineConversionsSender(UploadSender):
     def _first_file(self, items, goals):
         """The file of the first column with rows Metrica would take; None when there is none."""
         for column in self.COLUMNS:
-            pairs = items[column]
+            pairs = self._preflight(preflight.offline_format(column), items[column])
             if not pairs:
                 continue
             built = formats.build_offline_conversions_file([item for _c, item in pairs], column)

@@ -6,7 +6,7 @@ from odoo import fields
 from odoo.tools import SQL
 
 from ... import const
-from ...metrika_core import formats
+from ...metrika_core import formats, preflight
 from .base import PreparedFile, UploadSender, aware_utc, written_indexes
 
 
@@ -55,7 +55,13 @@ class SimpleOrdersSender(UploadSender):
     def _build_file(self, orders):
         """The file of ``orders`` ([SimpleOrder, conversion ids] each); None when Metrica would
         refuse every one of them."""
-        groups = [(order, self.Conversion.browse(ids)) for order, ids in orders]
+        checked = self._preflight(
+            preflight.FORMAT_SIMPLE_ORDERS,
+            [(self.Conversion.browse(ids), order) for order, ids in orders],
+        )
+        if not checked:
+            return None
+        groups = [(order, rows) for rows, order in checked]
         # Read once from Metrica (then kept on the company): only when something goes.
         time_zone = self.company._metrika_counter_time_zone(self.client)
         built = formats.build_simple_orders_file(
