@@ -18,6 +18,10 @@
         "views/crm_lead_views.xml",
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
+        "security/metrika_dashboard_security.xml",
+        "views/metrika_conversion_report_views.xml",
+        "views/metrika_coverage_report_views.xml",
+        "views/metrika_dashboard_menus.xml",
     ],
     "post_init_hook": "post_init_hook",
 }

@@ -149,3 +149,8 @@ CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"
 # The activity type of the administrators' alerts that sending waits for a settings fix: their
 # identity (with the company's uploads), whatever language their summary was written in.
 SETTINGS_ALERT_ACTIVITY_TYPE = "metrika_offline_conversions.mail_activity_type_settings_alert"
+
+# -- Dashboard --------------------------------------------------------------------------------
+# A conversion still waiting this long after it was queued is shown as stuck: the upload cron
+# sends a row within minutes, and its retries wait at most half an hour each.
+STUCK_AFTER_HOURS = 1
