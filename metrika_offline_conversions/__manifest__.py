@@ -19,9 +19,15 @@
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
         "security/metrika_dashboard_security.xml",
+        "data/metrika_dashboard_cron.xml",
         "views/metrika_conversion_report_views.xml",
         "views/metrika_coverage_report_views.xml",
         "views/metrika_dashboard_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "metrika_offline_conversions/static/tests/tours/*.js",
+        ],
+    },
     "post_init_hook": "post_init_hook",
 }

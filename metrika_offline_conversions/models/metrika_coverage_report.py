@@ -1,11 +1,13 @@
 """Coverage: which share of the confirmed and paid sale orders and of the won leads carries each
-identifier Metrica links by, and each attribution quality. One row per order or lead, read
-through an SQL view; the shares are averages of 100 (has it) and 0 (has it not)."""
+identifier Metrica links by, and each attribution quality. One row per order or lead, in a
+materialized view that a cron refreshes (tools/metrika_dashboard.py); the shares are averages of
+100 (has it) and 0 (has it not)."""
 
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.tools import SQL
 
 from .. import const
+from ..tools import metrika_dashboard
 from .metrika_identifier_mixin import ATTRIBUTION_SELECTION
 
 STAGE_CONFIRMED = "confirmed"
@@ -79,10 +81,12 @@ class MetrikaCoverageReport(models.Model):
             medium=const.ATTRIBUTION_MEDIUM,
             none=const.ATTRIBUTION_NONE,
         )
-        self.env.cr.execute(
+        metrika_dashboard.drop_plain_view(self.env.cr, self._table)
+        metrika_dashboard.rebuild_materialized_view(
+            self.env.cr,
+            self._table,
             SQL(
-                """CREATE OR REPLACE VIEW %(view)s AS (
-                WITH identified AS (
+                """WITH identified AS (
                     SELECT sale.id * 2 AS id, sale.company_id, sale.name, 'order' AS record_type,
                            CASE WHEN EXISTS (
                                     SELECT 1 FROM metrika_conversion paid
@@ -123,9 +127,7 @@ class MetrikaCoverageReport(models.Model):
                            AS attribution_medium_share,
                        CASE WHEN %(attribution)s = %(none)s THEN 100 ELSE 0 END
                            AS attribution_none_share
-                  FROM identified
-                )""",
-                view=SQL.identifier(self._table),
+                  FROM identified""",
                 paid_event=const.EVENT_PAID,
                 paid=STAGE_PAID,
                 confirmed=STAGE_CONFIRMED,
@@ -138,5 +140,12 @@ class MetrikaCoverageReport(models.Model):
                 good=const.ATTRIBUTION_GOOD,
                 medium=const.ATTRIBUTION_MEDIUM,
                 none=const.ATTRIBUTION_NONE,
-            )
+            ),
+            indexes=("date",),
         )
+
+    @api.model
+    def _metrika_refresh(self):
+        """Bring the figures up to date (the cron's job, every few minutes)."""
+        self.env.flush_all()
+        metrika_dashboard.refresh_views(self.env.cr, [self._table])

@@ -14,3 +14,4 @@ from . import test_capture_portal
 from . import test_conversion_access
 from . import test_outbox
 from . import test_dashboard
+from . import test_dashboard_tour
