@@ -26,6 +26,11 @@
         "views/metrika_centre_link_views.xml",
         "views/metrika_conversion_export_views.xml",
         "views/metrika_upload_dry_run_views.xml",
+        "security/metrika_dashboard_security.xml",
+        "data/metrika_dashboard_cron.xml",
+        "views/metrika_conversion_report_views.xml",
+        "views/metrika_coverage_report_views.xml",
+        "views/metrika_dashboard_menus.xml",
     ],
     "assets": {
         "web.assets_tests": [

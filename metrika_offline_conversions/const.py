@@ -213,3 +213,7 @@ CENTRE_ROUTE = "/metrika/conversion-centre"
 CENTRE_PAGE_ROWS = 5000
 # Why a conversion is not sent through the API: its company only serves the Centre link.
 REASON_CENTRE_ONLY = "centre_only"
+# -- Dashboard --------------------------------------------------------------------------------
+# A conversion still waiting this long after it was queued is shown as stuck: the upload cron
+# sends a row within minutes, and its retries wait at most half an hour each.
+STUCK_AFTER_HOURS = 1

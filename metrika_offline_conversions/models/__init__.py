@@ -21,3 +21,5 @@ from . import metrika_upload_contacts
 from . import metrika_centre_fetch
 from . import metrika_upload_dry_run
 from . import metrika_conversion_export
+from . import metrika_conversion_report
+from . import metrika_coverage_report
