@@ -18,6 +18,7 @@
         "views/crm_lead_views.xml",
         "views/res_config_settings_views.xml",
         "views/metrika_menus.xml",
+        "views/metrika_history_wizard_views.xml",
     ],
     "post_init_hook": "post_init_hook",
 }

@@ -149,3 +149,13 @@ CRON_XMLID = "metrika_offline_conversions.ir_cron_metrika_upload"
 # The activity type of the administrators' alerts that sending waits for a settings fix: their
 # identity (with the company's uploads), whatever language their summary was written in.
 SETTINGS_ALERT_ACTIVITY_TYPE = "metrika_offline_conversions.mail_activity_type_settings_alert"
+
+# -- History sent at connection ---------------------------------------------------------------
+# The history looks at leads and orders created at most this long ago: Metrica takes nothing
+# older, not even an update of an order it linked (CRM_LINKED_ORDER_UPDATE_DAYS).
+HISTORY_LOOKBACK_DAYS = CRM_LINKED_ORDER_UPDATE_DAYS
+# Who may queue the history (checked on the server, not only by the button's groups).
+# Whether the history is still to offer after sending was first turned on (res.company).
+HISTORY_TO_OFFER = "to_offer"
+HISTORY_OFFERED = "offered"
+HISTORY_GROUPS = ("metrika_offline_conversions.group_metrika_manager", "base.group_system")

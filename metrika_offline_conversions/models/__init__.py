@@ -13,3 +13,4 @@ from . import res_partner
 from . import account_move
 from . import payment_transaction
 from . import mail_activity_type
+from . import metrika_history_wizard

@@ -106,6 +106,17 @@ class ResCompany(models.Model):
     metrika_counter_time_zone = fields.Char(
         string="Metrica counter time zone", readonly=True, copy=False, prefetch=UPLOAD_SETTINGS
     )
+    # The history offered once, after sending is turned on for the first time (see
+    # res_config_settings.py); later, the history is a button.
+    metrika_history_offer = fields.Selection(
+        [
+            (const.HISTORY_TO_OFFER, "To offer at the next save of Settings"),
+            (const.HISTORY_OFFERED, "Offered"),
+        ],
+        string="History sent at connection",
+        readonly=True,
+        copy=False,
+    )
 
     @api.constrains("metrika_counter_id")
     def _check_metrika_counter_id(self):
@@ -181,7 +192,14 @@ class ResCompany(models.Model):
                     if name in vals
                 )
             )
+        first_enabled = self.browse()
+        if vals.get("metrika_enabled"):
+            first_enabled = self.sudo().filtered(lambda company: not company.metrika_history_offer)
         result = super().write(vals)
+        if first_enabled:
+            super(ResCompany, first_enabled).write(
+                {"metrika_history_offer": const.HISTORY_TO_OFFER}
+            )
         if changed:
             # Another token or counter: forget the old counter's time zone, and give sending
             # another chance after an authentication pause.

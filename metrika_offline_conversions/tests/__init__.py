@@ -13,3 +13,4 @@ from . import test_capture_email
 from . import test_capture_portal
 from . import test_conversion_access
 from . import test_outbox
+from . import test_history
