@@ -61,10 +61,10 @@ class MetrikaHistoryWizard(models.TransientModel):
             self.env["metrika.conversion"]._fields["order_status"]._description_selection(env)
         )
         items = []
-        for model, title in (
-            ("sale.order", env._("Sale orders")),
-            ("crm.lead", env._("Leads")),
-        ):
+        # Titles apart from the model names: the term extractor would take those in too.
+        orders_title = env._("Sale orders")
+        leads_title = env._("Leads")
+        for model, title in (("sale.order", orders_title), ("crm.lead", leads_title)):
             counts = Counter(status for record, status in current.items() if record._name == model)
             if counts:
                 detail = ", ".join(
