@@ -31,6 +31,7 @@
         "views/metrika_conversion_report_views.xml",
         "views/metrika_coverage_report_views.xml",
         "views/metrika_dashboard_menus.xml",
+        "views/metrika_history_wizard_views.xml",
     ],
     "assets": {
         "web.assets_tests": [

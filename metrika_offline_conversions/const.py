@@ -217,3 +217,12 @@ REASON_CENTRE_ONLY = "centre_only"
 # A conversion still waiting this long after it was queued is shown as stuck: the upload cron
 # sends a row within minutes, and its retries wait at most half an hour each.
 STUCK_AFTER_HOURS = 1
+# -- History sent at connection ---------------------------------------------------------------
+# The history looks at leads and orders created at most this long ago: Metrica takes nothing
+# older, not even an update of an order it linked (CRM_LINKED_ORDER_UPDATE_DAYS).
+HISTORY_LOOKBACK_DAYS = CRM_LINKED_ORDER_UPDATE_DAYS
+# Who may queue the history (checked on the server, not only by the button's groups).
+# Whether the history is still to offer after sending was first turned on (res.company).
+HISTORY_TO_OFFER = "to_offer"
+HISTORY_OFFERED = "offered"
+HISTORY_GROUPS = ("metrika_offline_conversions.group_metrika_manager", "base.group_system")

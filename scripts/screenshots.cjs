@@ -42,6 +42,10 @@ async function main() {
             if (shot.click) {
                 await page.click(shot.click);
             }
+            if (shot.thenWaitFor) {
+                // What the click opens (a dialog), once rendered.
+                await page.waitForSelector(shot.thenWaitFor, { state: "visible", timeout: 60000 });
+            }
             if (shot.show) {
                 await page.locator(shot.show).first().scrollIntoViewIfNeeded();
             }

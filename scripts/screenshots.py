@@ -1,10 +1,10 @@
 """Take the README's screenshots again, from a real browser on a fresh database.
 
 1. Installs the addon on a new database (no demo data).
-2. Makes a little shop's data: a configured company (its connection tested against a local
-   Metrica stand-in, tests/metrika_stand_in.py), a lead and sale orders with a ClientID and a yclid,
-   then runs the upload cron for real, so that the sync log holds sent, failed, skipped and pending
-   conversions and their uploads.
+2. Makes a little shop's data (scripts/demo_shop.py, shared with the sandbox): a configured
+   company (its connection tested against a local Metrica stand-in, tests/metrika_stand_in.py), a
+   lead and sale orders with a ClientID and a yclid, then runs the upload cron for real, so that
+   the sync log holds sent, failed, skipped and pending conversions and their uploads.
 3. Starts Odoo, logs in with headless Chromium (driven by playwright-core from npm, see
    scripts/screenshots.cjs) and saves the PNGs beside the Apps page, in the addon's
    static/description/, where README.rst and the readme/ fragments show them.
@@ -16,7 +16,6 @@ them on 19.0 (the installs and the server started use the same interpreter).
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -28,39 +27,23 @@ import time
 import urllib.error
 import urllib.request
 
+import demo_shop
 from odoo_env import (
     ADDON,
     REPO,
-    addons_path,
     free_port,
     install_command,
     odoo_command,
     wait_for_postgres,
 )
+from stand_in_runner import CLIENT_ID, SECOND_CLIENT_ID, TOKEN, YCLID, load_stand_in
 
-# Each module by name: 19.0's ``odoo`` is a namespace package that imports nothing.
-import odoo.modules.registry
 import odoo.sql_db
-import odoo.tools
-from odoo import SUPERUSER_ID, api
 
 PLAYWRIGHT = "playwright-core@1.65.1"
 NODE_MODULES_HOME = pathlib.Path.home() / ".cache" / "metrika_offline_conversions" / "screenshots"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 OUT = REPO / ADDON / "static" / "description"
-TOKEN = "screenshot-demo-token"
-CLIENT_ID = "1628529640459314054"
-YCLID = "6754821930114400255"
-SECOND_CLIENT_ID = "1701234567123456789"
-
-
-def load_stand_in():
-    spec = importlib.util.spec_from_file_location(
-        "metrika_stand_in", REPO / "tests" / "metrika_stand_in.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def install(database):
@@ -68,103 +51,48 @@ def install(database):
 
 
 def make_demo_data(database, stand_in):
-    """The records the screenshots show; returns their ids."""
-    odoo.tools.config.parse_config(
-        ["--database", database, "--addons-path", addons_path(), "--log-level", "warn"]
-    )
-    registry = odoo.modules.registry.Registry(database)
-    with registry.cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
-        company = env.company
-        rouble = env.ref("base.RUB")
-        rouble.active = True
-        company.write(
-            {
-                "name": "Divan Furniture",
-                "country_id": env.ref("base.ru").id,
-                "currency_id": rouble.id,
-            }
+    """The records the screenshots show (the shop of scripts/demo_shop.py, sending CRM orders);
+    returns their ids."""
+    with demo_shop.open_env(database) as env:
+        demo_shop.configure_company(env, stand_in)
+        shop = demo_shop.Shop(env)
+        lead = shop.lead(
+            "Corner sofa for the new flat",
+            shop.anna,
+            84900.0,
+            metrika_client_id=CLIENT_ID,
+            metrika_yclid=YCLID,
         )
-        env["product.pricelist"].search([]).write({"currency_id": rouble.id})
-        salesperson = env.ref("base.user_admin")
-        company.sudo().write(
-            {
-                "metrika_enabled": True,
-                "metrika_counter_id": str(load_stand_in().DEFAULT_COUNTER_ID),
-                "metrika_token": TOKEN,
-                "metrika_api_url": stand_in.url,
-                "metrika_send_leads": True,
-            }
-        )
-        # What the administrator's "Test connection" does: reads the counter's name and zone.
-        env["res.config.settings"].create({}).action_metrika_test_connection()
-
-        Partner = env["res.partner"]
-        anna = Partner.create(
-            {
-                "name": "Anna Smirnova",
-                "email": "anna.smirnova@example.ru",
-                "phone": "+7 912 555-0142",
-            }
-        )
-        oleg = Partner.create(
-            {"name": "Oleg Kuznetsov", "email": "oleg@example.ru", "phone": "+7 903 555-0177"}
-        )
-        walk_in = Partner.create({"name": "Walk-in customer"})
-        sofa = env["product.product"].create(
-            {"name": "Corner sofa Oslo", "list_price": 84900.0, "type": "consu"}
-        )
-        chair = env["product.product"].create(
-            {"name": "Armchair Bergen", "list_price": 23500.0, "type": "consu"}
-        )
-
-        lead = env["crm.lead"].create(
-            {
-                "name": "Corner sofa for the new flat",
-                "type": "opportunity",
-                "partner_id": anna.id,
-                "user_id": salesperson.id,
-                "expected_revenue": 84900.0,
-                "metrika_client_id": CLIENT_ID,
-                "metrika_yclid": YCLID,
-            }
-        )
-
-        def order(partner, product, quantity=1, **values):
-            return env["sale.order"].create(
-                {
-                    "partner_id": partner.id,
-                    "user_id": salesperson.id,
-                    "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": quantity})],
-                    **values,
-                }
-            )
-
         # The lead's quotation carries its identifiers; the others are sales of the week.
-        lead_order = order(
-            anna, sofa, opportunity_id=lead.id, metrika_client_id=CLIENT_ID, metrika_yclid=YCLID
+        lead_order = shop.order(
+            shop.anna,
+            shop.sofa,
+            opportunity_id=lead.id,
+            metrika_client_id=CLIENT_ID,
+            metrika_yclid=YCLID,
         )
         lead_order.action_confirm()
-        order(oleg, chair, 2, metrika_client_id=SECOND_CLIENT_ID).action_confirm()
-        order(oleg, sofa).action_confirm()
-        order(walk_in, chair).action_confirm()
-        cancelled = order(anna, chair)
+        shop.order(shop.oleg, shop.chair, 2, metrika_client_id=SECOND_CLIENT_ID).action_confirm()
+        shop.order(shop.oleg, shop.sofa).action_confirm()
+        shop.order(shop.walk_in, shop.chair).action_confirm()
+        cancelled = shop.order(shop.anna, shop.chair)
         cancelled.action_confirm()
         cancelled._action_cancel()
         # A script, not a request: it commits its data itself, as the upload cron commits its own
         # work (the queue is written at commit, and the server started later must see it all).
-        cr.commit()
+        env.cr.commit()
 
         # Real uploads to the stand-in: the first is accepted; the next file is refused once.
         env["metrika.conversion"]._cron_upload()
-        order(oleg, chair, metrika_client_id=SECOND_CLIENT_ID).action_confirm()
-        cr.commit()
+        upload = env["metrika.upload"].search([], order="id", limit=1)
+        shop.order(shop.oleg, shop.chair, metrika_client_id=SECOND_CLIENT_ID).action_confirm()
+        env.cr.commit()
         stand_in.fail_next(400, path="simple_orders")
         env["metrika.conversion"]._cron_upload()
         # Queued after the last upload: waits for the next one.
-        order(anna, sofa, metrika_client_id=CLIENT_ID).action_confirm()
-        cr.commit()
-        return {"lead": lead.id, "order": lead_order.id}
+        shop.order(shop.anna, shop.sofa, metrika_client_id=CLIENT_ID).action_confirm()
+        env.cr.commit()
+        return {"lead": lead.id, "order": lead_order.id, "upload": upload.id}
 
 
 def find_chromium():
@@ -235,6 +163,12 @@ def shots(ids):
             "path": f"/odoo/action-{ADDON}.metrika_conversion_action",
             "waitFor": ".o_list_view .o_data_row",
         },
+        {
+            "name": "upload",
+            "path": f"/odoo/action-{ADDON}.metrika_upload_action/{ids['upload']}",
+            "waitFor": ".o_form_view .o_notebook",
+        },
+        # The connection health panel and the dashboard come here (other parts of issue 18).
     ]
 
 

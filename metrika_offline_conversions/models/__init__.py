@@ -23,3 +23,4 @@ from . import metrika_upload_dry_run
 from . import metrika_conversion_export
 from . import metrika_conversion_report
 from . import metrika_coverage_report
+from . import metrika_history_wizard

@@ -134,6 +134,17 @@ class ResCompany(models.Model):
         "exactly as it would have been sent, and nothing is sent. An administrator can download "
         "a kept file, or send it for real.",
     )
+    # The history offered once, after sending is turned on for the first time (see
+    # res_config_settings.py); later, the history is a button.
+    metrika_history_offer = fields.Selection(
+        [
+            (const.HISTORY_TO_OFFER, "To offer at the next save of Settings"),
+            (const.HISTORY_OFFERED, "Offered"),
+        ],
+        string="History sent at connection",
+        readonly=True,
+        copy=False,
+    )
 
     @api.constrains("metrika_counter_id")
     def _check_metrika_counter_id(self):
@@ -209,9 +220,16 @@ class ResCompany(models.Model):
                     if name in vals
                 )
             )
+        first_enabled = self.browse()
+        if vals.get("metrika_enabled"):
+            first_enabled = self.sudo().filtered(lambda company: not company.metrika_history_offer)
         result = super().write(vals)
         if vals.get("metrika_centre_link_enabled"):
             self._metrika_centre_ensure_secret()
+        if first_enabled:
+            super(ResCompany, first_enabled).write(
+                {"metrika_history_offer": const.HISTORY_TO_OFFER}
+            )
         if changed:
             # Another token or counter: forget the old counter's time zone, and give sending
             # another chance after an authentication pause.

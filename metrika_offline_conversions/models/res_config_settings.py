@@ -153,3 +153,25 @@ class ResConfigSettings(models.TransientModel):
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
+
+    # -- History sent at connection ------------------------------------------------------------
+
+    def execute(self):
+        """Once sending was turned on for the first time, saving Settings opens the history's
+        preview, as the next step of connecting (the web client saves the values, which turns
+        sending on, then calls this), until the administrator queues it or answers "Not now".
+        Later, the history is a button."""
+        result = super().execute()
+        company = self.company_id.sudo()
+        if (
+            company.metrika_enabled
+            and company.metrika_history_offer == const.HISTORY_TO_OFFER
+            and any(self.env.user.has_group(group) for group in const.HISTORY_GROUPS)
+        ):
+            return self.env["metrika.history.wizard"]._metrika_open(self.company_id)
+        return result
+
+    def action_metrika_history(self):
+        self.ensure_one()
+        self.execute()
+        return self.env["metrika.history.wizard"]._metrika_open(self.company_id)

@@ -21,3 +21,4 @@ from . import test_export_dry_run
 from . import test_export_tour
 from . import test_dashboard
 from . import test_dashboard_tour
+from . import test_history
