@@ -39,9 +39,4 @@
         ],
     },
     "post_init_hook": "post_init_hook",
-    "assets": {
-        "web.assets_tests": [
-            "metrika_offline_conversions/static/tests/tours/*.js",
-        ],
-    },
 }
