@@ -123,7 +123,7 @@ def node_modules():
     return NODE_MODULES_HOME / "node_modules"
 
 
-def wait_for_http(url, seconds=120):
+def wait_for_http(url, seconds=600):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
