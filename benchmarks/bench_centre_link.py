@@ -27,6 +27,7 @@ fails.
 import argparse
 import csv
 import io
+import os
 import sys
 import time
 import urllib.request
@@ -46,6 +47,13 @@ def proc_status_mb(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no %s in /proc/%d/status" % (key, pid))
+
+
+def cpu_seconds(pid):
+    # utime + stime of the process (all its threads), fields 14 and 15 of /proc/<pid>/stat.
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reset_peak(pid):
@@ -92,7 +100,9 @@ def measured_get(server, url, label, order_count, failures):
     pid = server.proc.pid
     idle = proc_status_mb(pid, "VmRSS")
     reset_peak(pid)
+    cpu_before = cpu_seconds(pid)
     status, headers, body, first_byte, last_byte = fetch(url)
+    cpu = cpu_seconds(pid) - cpu_before
     peak = proc_status_mb(pid, "VmHWM")
     extra = peak - idle
     rows = list(csv.DictReader(io.StringIO(body.decode("utf-8")), delimiter=";"))
@@ -115,6 +125,13 @@ def measured_get(server, url, label, order_count, failures):
             extra,
             MAX_EXTRA_MB,
         ),
+        flush=True,
+    )
+    # On a shared machine the wall time above includes waiting for a CPU: the server's own
+    # CPU time, and the load, say how much.
+    print(
+        "%s GET: server process CPU %.3f s; load average %.1f on %d CPUs"
+        % (label, cpu, os.getloadavg()[0], os.cpu_count()),
         flush=True,
     )
     if status != 200 or len(rows) != order_count or len(ids) != order_count:

@@ -296,6 +296,8 @@ class TestCentreLink(HttpCase):
             "/odoo/action-metrika_offline_conversions.metrika_settings_action",
             odoo_compat.tour_variant("metrika_centre_link"),
             login="admin",
+            # Two page loads and a save: more than the default minute on a loaded machine.
+            timeout=240,
         )
         company = self.company.sudo()
         self.assertTrue(company.metrika_centre_link_enabled)

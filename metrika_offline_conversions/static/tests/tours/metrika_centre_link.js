@@ -4,6 +4,9 @@ import { registry } from "@web/core/registry";
 
 const URL_FIELD = ".o_metrika_centre_link_url";
 const ROUTE = "/metrika/conversion-centre/";
+// Steps that wait for the settings page to load or save: a loaded test machine may take longer
+// than a step's default 10 seconds.
+const PAGE_LOAD_MS = 60000;
 // The first address, kept for the step after the rotation, which runs in a reloaded page.
 const FIRST_ADDRESS_KEY = "metrika_centre_link_first_address";
 const COPIED_KEY = "metrika_centre_link_copied";
@@ -27,6 +30,7 @@ function centreLinkSteps({ series19 }) {
         {
             content: "Turn the Conversion Centre link on",
             trigger: "#metrika_centre_link input[type=checkbox]",
+            timeout: PAGE_LOAD_MS,
             run: "click",
         },
         {
@@ -37,6 +41,7 @@ function centreLinkSteps({ series19 }) {
         {
             content: "The link's address is shown",
             trigger: `${URL_FIELD} span:contains('${ROUTE}')`,
+            timeout: PAGE_LOAD_MS,
             run() {
                 sessionStorage.setItem(FIRST_ADDRESS_KEY, linkAddress());
                 // Gone once the rotation has reloaded the page.
@@ -79,6 +84,7 @@ function centreLinkSteps({ series19 }) {
         {
             content: "A new address is shown",
             trigger: `body:not(.o_metrika_before_rotation) ${URL_FIELD} span:contains('${ROUTE}')`,
+            timeout: PAGE_LOAD_MS,
             run() {
                 const first = sessionStorage.getItem(FIRST_ADDRESS_KEY);
                 if (!first || linkAddress() === first) {
