@@ -12,6 +12,7 @@ from ..metrika_core import oauth
 from ..metrika_core.client import is_valid_api_url
 from ..metrika_core.errors import MetrikaConfigError, MetrikaError
 from .metrika_oauth_request import session_hash
+from .res_company import UPLOAD_SETTINGS
 
 _logger = logging.getLogger(__name__)
 
@@ -19,20 +20,39 @@ _logger = logging.getLogger(__name__)
 class ResCompany(models.Model):
     _inherit = "res.company"
 
+    # Read by the settings form and the daily cron only: out of the company's default
+    # prefetch group, which every transaction reads (see res_company.py).
     metrika_oauth_client_id = fields.Char(
-        string="Yandex OAuth application ID", groups="base.group_system", copy=False
+        string="Yandex OAuth application ID",
+        groups="base.group_system",
+        copy=False,
+        prefetch=UPLOAD_SETTINGS,
     )
     metrika_oauth_client_secret = fields.Char(
-        string="Yandex OAuth application secret", groups="base.group_system", copy=False
+        string="Yandex OAuth application secret",
+        groups="base.group_system",
+        copy=False,
+        prefetch=UPLOAD_SETTINGS,
     )
     metrika_refresh_token = fields.Char(
-        string="Metrica refresh token", groups="base.group_system", copy=False, readonly=True
+        string="Metrica refresh token",
+        groups="base.group_system",
+        copy=False,
+        readonly=True,
+        prefetch=UPLOAD_SETTINGS,
     )
     metrika_token_expires_at = fields.Datetime(
-        string="Metrica token expires on", groups="base.group_system", copy=False, readonly=True
+        string="Metrica token expires on",
+        groups="base.group_system",
+        copy=False,
+        readonly=True,
+        prefetch=UPLOAD_SETTINGS,
     )
     metrika_oauth_url = fields.Char(
-        string="Yandex OAuth URL", default=const.DEFAULT_OAUTH_URL, groups="base.group_system"
+        string="Yandex OAuth URL",
+        default=const.DEFAULT_OAUTH_URL,
+        groups="base.group_system",
+        prefetch=UPLOAD_SETTINGS,
     )
 
     @api.constrains("metrika_oauth_url")
