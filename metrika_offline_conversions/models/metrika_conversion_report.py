@@ -24,7 +24,9 @@ STORED_RESULTS = (
 )
 # Metrica said how many rows of these files it linked to visits (goal-based uploads only).
 LINKING_RESULTS = (const.RESULT_LINKED, const.RESULT_PARTLY_LINKED, const.RESULT_NOT_LINKED)
-# The counts by day, refreshed by the cron; the model reads them through a plain view.
+# The counts by day, refreshed by the cron; the model reads them through a plain view, which
+# Odoo drops on uninstalling (it leaves materialized views alone; the data goes with the tables
+# it is made of).
 DATA_VIEW = "metrika_conversion_report_data"
 
 
@@ -36,7 +38,6 @@ class MetrikaConversionReport(models.Model):
 
     company_id = fields.Many2one("res.company", readonly=True)
     counter = fields.Char(
-        string="Counter",
         readonly=True,
         help="The counter the company sends to now (the sync log does not keep the counter of "
         "each upload).",
@@ -101,7 +102,7 @@ class MetrikaConversionReport(models.Model):
 
     def init(self):
         tools = metrika_dashboard
-        tools.drop_plain_view(self.env.cr, self._table)
+        tools.drop_view(self.env.cr, self._table)
         # One row per day and kind of conversion, with the counts: the pivot adds up a few
         # thousand rows instead of every conversion.
         tools.rebuild_materialized_view(

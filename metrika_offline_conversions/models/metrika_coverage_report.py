@@ -13,6 +13,8 @@ from .metrika_identifier_mixin import ATTRIBUTION_SELECTION
 STAGE_CONFIRMED = "confirmed"
 STAGE_PAID = "paid"
 STAGE_WON = "won"
+# One row per order or lead, refreshed by the cron; the model reads it through a plain view.
+DATA_VIEW = "metrika_coverage_report_data"
 SHARE_HELP = "Share of the orders and leads counted here that carry it, in percent."
 
 
@@ -40,7 +42,7 @@ class MetrikaCoverageReport(models.Model):
         help="Paid: Metrica's log has the order's payment (the company sends paid orders).",
     )
     date = fields.Datetime(
-        string="Date", readonly=True, help="The order date of an order, the closing date of a lead."
+        readonly=True, help="The order date of an order, the closing date of a lead."
     )
     attribution = fields.Selection(
         ATTRIBUTION_SELECTION,
@@ -81,10 +83,10 @@ class MetrikaCoverageReport(models.Model):
             medium=const.ATTRIBUTION_MEDIUM,
             none=const.ATTRIBUTION_NONE,
         )
-        metrika_dashboard.drop_plain_view(self.env.cr, self._table)
+        metrika_dashboard.drop_view(self.env.cr, self._table)
         metrika_dashboard.rebuild_materialized_view(
             self.env.cr,
-            self._table,
+            DATA_VIEW,
             SQL(
                 """WITH identified AS (
                     SELECT sale.id * 2 AS id, sale.company_id, sale.name, 'order' AS record_type,
@@ -143,9 +145,18 @@ class MetrikaCoverageReport(models.Model):
             ),
             indexes=("date",),
         )
+        # The model reads a plain view of it, which Odoo drops on uninstalling (it leaves
+        # materialized views alone; the data goes with the tables it is made of).
+        self.env.cr.execute(
+            SQL(
+                "CREATE OR REPLACE VIEW %s AS (SELECT * FROM %s)",
+                SQL.identifier(self._table),
+                SQL.identifier(DATA_VIEW),
+            )
+        )
 
     @api.model
     def _metrika_refresh(self):
         """Bring the figures up to date (the cron's job, every few minutes)."""
         self.env.flush_all()
-        metrika_dashboard.refresh_views(self.env.cr, [self._table])
+        metrika_dashboard.refresh_views(self.env.cr, [DATA_VIEW])

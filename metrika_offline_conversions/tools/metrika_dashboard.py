@@ -31,12 +31,14 @@ def rebuild_materialized_view(cr, name, query, indexes=()):
     cr.execute(SQL("ANALYZE %s", SQL.identifier(name)))
 
 
-def drop_plain_view(cr, name):
-    """Drop ``name`` if it is a plain view (an earlier definition of a report)."""
+def drop_view(cr, name):
+    """Drop the view ``name``, plain or materialized (an earlier definition of a report)."""
     cr.execute("SELECT relkind FROM pg_class WHERE relname = %s", [name])
     row = cr.fetchone()
     if row and row[0] == "v":
         cr.execute(SQL("DROP VIEW %s CASCADE", SQL.identifier(name)))
+    elif row and row[0] == "m":
+        cr.execute(SQL("DROP MATERIALIZED VIEW %s CASCADE", SQL.identifier(name)))
 
 
 def refresh_views(cr, names):
