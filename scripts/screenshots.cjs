@@ -49,6 +49,13 @@ async function main() {
             if (shot.show) {
                 await page.locator(shot.show).first().scrollIntoViewIfNeeded();
             }
+            if (shot.centre) {
+                // A panel further down a long page: in the middle of the picture, with its context.
+                await page
+                    .locator(shot.centre)
+                    .first()
+                    .evaluate((element) => element.scrollIntoView({ block: "center" }));
+            }
             // Let the web client finish rendering (fonts, badges, lazy widgets).
             await page.waitForTimeout(1500);
             const file = path.join(config.out, `${shot.name}.png`);

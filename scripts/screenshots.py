@@ -2,9 +2,12 @@
 
 1. Installs the addon on a new database (no demo data).
 2. Makes a little shop's data (scripts/demo_shop.py, shared with the sandbox): a configured
-   company (its connection tested against a local Metrica stand-in, tests/metrika_stand_in.py), a
-   lead and sale orders with a ClientID and a yclid, then runs the upload cron for real, so that
-   the sync log holds sent, failed, skipped and pending conversions and their uploads.
+   company sending goal-based conversions (its connection tested against a local Metrica
+   stand-in, tests/metrika_stand_in.py, as the sandbox starts it), a lead and sale orders with a
+   ClientID, a yclid or neither, then runs the upload cron for real and its status check, so
+   that the sync log holds linked, not linked, failed, skipped and pending conversions; checks
+   the connection's health against the stand-in and refreshes the dashboard's figures. Installs
+   sale_management too: its Sales menu holds the Yandex Metrica menu and the dashboard.
 3. Starts Odoo, logs in with headless Chromium (driven by playwright-core from npm, see
    scripts/screenshots.cjs) and saves the PNGs beside the Apps page, in the addon's
    static/description/, where README.rst and the readme/ fragments show them.
@@ -36,25 +39,50 @@ from odoo_env import (
     odoo_command,
     wait_for_postgres,
 )
-from stand_in_runner import CLIENT_ID, SECOND_CLIENT_ID, TOKEN, YCLID, load_stand_in
+from stand_in_runner import (
+    CLIENT_ID,
+    GOAL_CANCELLED,
+    GOAL_IN_PROGRESS,
+    GOAL_PAID,
+    SECOND_CLIENT_ID,
+    THIRD_CLIENT_ID,
+    UNKNOWN_YCLID,
+    YCLID,
+    start_stand_in,
+)
 
 import odoo.sql_db
+from odoo import fields
 
 PLAYWRIGHT = "playwright-core@1.65.1"
 NODE_MODULES_HOME = pathlib.Path.home() / ".cache" / "metrika_offline_conversions" / "screenshots"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 OUT = REPO / ADDON / "static" / "description"
+# A well-formed ClientID that is not one of the stand-in's visitors (stand_in_runner's).
+UNKNOWN_CLIENT_ID = "1690000000987654321"
 
 
 def install(database):
-    subprocess.run(install_command(database, (ADDON,)), check=True)
+    # sale_management makes the Sales app's menu active: the Yandex Metrica menu, and its
+    # Dashboard, sit under it (with sale alone, they are reachable by address only).
+    subprocess.run(install_command(database, (ADDON, "sale_management")), check=True)
 
 
 def make_demo_data(database, stand_in):
-    """The records the screenshots show (the shop of scripts/demo_shop.py, sending CRM orders);
-    returns their ids."""
+    """The records the screenshots show (the shop of scripts/demo_shop.py, sending goal-based
+    conversions, the method whose outcome Metrica reports); returns their ids."""
     with demo_shop.open_env(database) as env:
-        demo_shop.configure_company(env, stand_in)
+        # Imported once Odoo's registry is loaded, as the sandbox does.
+        from odoo.addons.metrika_offline_conversions import const  # noqa: PLC0415
+
+        demo_shop.configure_company(
+            env,
+            stand_in,
+            metrika_transport=const.TRANSPORT_OFFLINE,
+            metrika_goal_in_progress=GOAL_IN_PROGRESS,
+            metrika_goal_paid=GOAL_PAID,
+            metrika_goal_cancelled=GOAL_CANCELLED,
+        )
         shop = demo_shop.Shop(env)
         lead = shop.lead(
             "Corner sofa for the new flat",
@@ -73,26 +101,54 @@ def make_demo_data(database, stand_in):
         )
         lead_order.action_confirm()
         shop.order(shop.oleg, shop.chair, 2, metrika_client_id=SECOND_CLIENT_ID).action_confirm()
-        shop.order(shop.oleg, shop.sofa).action_confirm()
+        # A click Metrica does not know, in a file of its own: sent, not linked.
+        shop.order(shop.oleg, shop.sofa, metrika_yclid=UNKNOWN_YCLID).action_confirm()
+        # Nothing to link it by: skipped.
         shop.order(shop.walk_in, shop.chair).action_confirm()
-        cancelled = shop.order(shop.anna, shop.chair)
+        cancelled = shop.order(shop.maria, shop.table, metrika_client_id=THIRD_CLIENT_ID)
         cancelled.action_confirm()
         cancelled._action_cancel()
         # A script, not a request: it commits its data itself, as the upload cron commits its own
         # work (the queue is written at commit, and the server started later must see it all).
         env.cr.commit()
 
-        # Real uploads to the stand-in: the first is accepted; the next file is refused once.
-        env["metrika.conversion"]._cron_upload()
-        upload = env["metrika.upload"].search([], order="id", limit=1)
-        shop.order(shop.oleg, shop.chair, metrika_client_id=SECOND_CLIENT_ID).action_confirm()
+        # Real uploads to the stand-in, which processes them at once: linked, and not linked.
+        upload_and_check(env)
+        # Then a visitor Metrica knows and one it does not, in one file: partly linked.
+        shop.order(shop.oleg, shop.table, metrika_client_id=SECOND_CLIENT_ID).action_confirm()
+        shop.order(shop.maria, shop.table, metrika_client_id=UNKNOWN_CLIENT_ID).action_confirm()
         env.cr.commit()
-        stand_in.fail_next(400, path="simple_orders")
+        upload_and_check(env)
+        upload = env["metrika.upload"].search([], order="id desc", limit=1)
+        # The next file is refused once.
+        shop.order(shop.maria, shop.chair, metrika_client_id=THIRD_CLIENT_ID).action_confirm()
+        env.cr.commit()
+        stand_in.fail_next(400, path="/offline_conversions/upload")
         env["metrika.conversion"]._cron_upload()
         # Queued after the last upload: waits for the next one.
         shop.order(shop.anna, shop.sofa, metrika_client_id=CLIENT_ID).action_confirm()
         env.cr.commit()
+        # The health panel shows a real check against the stand-in, as "Check connection" does;
+        # the dashboard reads materialized views, brought up to date as its cron does.
+        env["metrika.connection.health"]._metrika_check(env.company)
+        env["metrika.conversion.report"]._cron_refresh_dashboard()
+        env.cr.commit()
         return {"lead": lead.id, "order": lead_order.id, "upload": upload.id}
+
+
+def upload_and_check(env):
+    """What the upload cron does with the queue, then its status check, due now rather than
+    10 minutes later: reads what Metrica linked."""
+    Conversion = env["metrika.conversion"]
+    for _call in range(10):
+        if not Conversion._cron_upload():
+            break
+        env.cr.commit()
+    env["metrika.upload"].search([("next_poll_at", "!=", False)]).write(
+        {"next_poll_at": fields.Datetime.now()}
+    )
+    Conversion._cron_upload()
+    env.cr.commit()
 
 
 def find_chromium():
@@ -168,7 +224,17 @@ def shots(ids):
             "path": f"/odoo/action-{ADDON}.metrika_upload_action/{ids['upload']}",
             "waitFor": ".o_form_view .o_notebook",
         },
-        # The connection health panel and the dashboard come here (other parts of issue 18).
+        {
+            "name": "health",
+            "path": f"/odoo/action-{ADDON}.metrika_settings_action",
+            "waitFor": "#metrika_health",
+            "centre": "#metrika_health",
+        },
+        {
+            "name": "dashboard",
+            "path": f"/odoo/action-{ADDON}.metrika_conversion_report_action",
+            "waitFor": ".o_graph_view canvas",
+        },
     ]
 
 
@@ -208,7 +274,8 @@ def main(argv=None):
     chromium = find_chromium()
     modules = node_modules()
     database = f"metrika_screenshots_{int(time.time())}_{os.getpid()}"
-    stand_in = load_stand_in().MetrikaStandIn(token=TOKEN).start()
+    # The sandbox's stand-in (its goals, the shop's visitors), on a free port, processing at once.
+    stand_in = start_stand_in(port=0, processing_delay=0)
     server = None
     try:
         print(f"screenshots: installing {ADDON} on a fresh database {database}", flush=True)
