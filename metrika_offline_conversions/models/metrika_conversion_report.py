@@ -36,7 +36,6 @@ class MetrikaConversionReport(models.Model):
 
     company_id = fields.Many2one("res.company", readonly=True)
     counter = fields.Char(
-        string="Counter",
         readonly=True,
         help="The counter the company sends to now (the sync log does not keep the counter of "
         "each upload).",

@@ -40,7 +40,7 @@ class MetrikaCoverageReport(models.Model):
         help="Paid: Metrica's log has the order's payment (the company sends paid orders).",
     )
     date = fields.Datetime(
-        string="Date", readonly=True, help="The order date of an order, the closing date of a lead."
+        readonly=True, help="The order date of an order, the closing date of a lead."
     )
     attribution = fields.Selection(
         ATTRIBUTION_SELECTION,
