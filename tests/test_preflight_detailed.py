@@ -5,11 +5,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from test_preflight import CLIENT_ID, NOW, order, verdict
 
 from metrika_core import preflight
 from metrika_core.formats import Contact, Order, build_contacts_file, build_orders_file
-
-from test_preflight import CLIENT_ID, NOW, order, verdict
 
 CONTACTS = preflight.FORMAT_CDP_CONTACTS
 ORDERS = preflight.FORMAT_CDP_ORDERS

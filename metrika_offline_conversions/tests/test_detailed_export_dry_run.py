@@ -6,7 +6,9 @@ back on its own."""
 import base64
 import io
 import zipfile
+from datetime import timedelta
 
+from odoo import fields
 from odoo.tests import tagged
 
 from odoo.addons.metrika_offline_conversions import const
@@ -133,6 +135,34 @@ class TestDetailedExportDryRun(MetrikaCase):
         upload.with_user(self.admin).action_send_for_real()
         self.run_cron()
         self.assertEqual(len(self.posts()), 3)
+
+    def test_kept_contacts_outlive_the_retention(self):
+        """A kept or released batch is still to go: its contacts file stays, as its orders
+        file does; a closed upload's goes."""
+        states = (const.UPLOAD_KEPT, const.UPLOAD_RELEASED, const.UPLOAD_ACCEPTED)
+        uploads = self.Upload.sudo().create(
+            [
+                {
+                    "company_id": self.company.id,
+                    "transport": const.TRANSPORT_CDP_DETAILED,
+                    "state": state,
+                }
+                for state in states
+            ]
+        )
+        for upload in uploads:
+            upload._metrika_attach_contacts(b"uniq_id,client_ids\npartner-1,1\n", 1)
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE metrika_upload SET create_date = %s WHERE id = ANY(%s)",
+            (fields.Datetime.now() - timedelta(days=1000), uploads.ids),
+        )
+        uploads.invalidate_recordset()
+
+        self.Upload.sudo()._gc_uploaded_contacts_files()
+
+        self.assertTrue(all(uploads[:2].mapped("contacts_attachment_id")))
+        self.assertFalse(uploads[2].contacts_attachment_id)
 
     # ------------------------------------------------------------------ preflight
 
