@@ -6,6 +6,7 @@ import tracemalloc
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from metrika_core import preflight
 from metrika_core.formats import PAID, SimpleOrder
 from metrika_core.formats.centre_link import (
     CENTRE_CHUNK_ROWS,
@@ -14,6 +15,7 @@ from metrika_core.formats.centre_link import (
     CENTRE_WINDOW_DAYS,
     REJECT_FUTURE,
     REJECT_NO_IDENTIFIER,
+    REJECT_PREFLIGHT_PREFIX,
     REJECT_TOO_OLD,
     default_checks,
     iter_centre_csv,
@@ -110,11 +112,29 @@ def test_only_rows_with_an_identifier():
 
 
 def test_invalid_row_left_out_with_the_formats_reason():
+    """The format's own validation stays a safety net behind the checks (here, none)."""
     _header, rows, rejected, _written = build(
-        [order("bad", emails=("Not An E-mail",)), order("good")]
+        [order("bad", emails=("Not An E-mail",)), order("good")], checks=[]
     )
     assert [row["id"] for row in rows] == ["good"]
     assert rejected[0][0] == "bad" and "e-mail" in rejected[0][1]
+
+
+def test_rows_the_preflight_refuses_are_left_out_with_its_rule():
+    _header, rows, rejected, written = build(
+        [
+            order("bad-mail", emails=("Not An E-mail",)),
+            order("negative", revenue=Decimal("-1")),
+            order("goal", order_status="a b"),
+            order("good"),
+        ]
+    )
+    assert [row["id"] for row in rows] == ["good"] and written == [1]
+    assert rejected == [
+        ("bad-mail", REJECT_PREFLIGHT_PREFIX + preflight.RULE_IDENTIFIER_FORMAT),
+        ("negative", REJECT_PREFLIGHT_PREFIX + preflight.RULE_VALUE_RANGE),
+        ("goal", REJECT_PREFLIGHT_PREFIX + preflight.RULE_GOAL),
+    ]
 
 
 def test_a_check_can_be_plugged_in():

@@ -1,7 +1,8 @@
 """The preflight check: every row of a file, before it leaves, against the rules Yandex publishes.
 
 ``check(file_format, rows, now)`` takes ``(row_key, row)`` pairs (the row being the format's
-dataclass: :class:`~.formats.SimpleOrder`, :class:`~.formats.OfflineConversion`) and returns
+dataclass: :class:`~.formats.SimpleOrder`, :class:`~.formats.OfflineConversion`, the detailed
+:class:`~.formats.Contact` and :class:`~.formats.Order`) and returns
 ``(passed, refused)``: the pairs that may go, in input order, and ``(row_key, rule, message)``
 for each row Metrica would refuse, ``rule`` being one of the ``RULE_*`` codes (the caller turns
 it into its own reason; ``message`` is English detail, naming the offending value). A row that
@@ -30,10 +31,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from .formats._values import _EMAIL_RE, ORDER_STATUSES, is_valid_goal_identifier
+from .formats.cdp_detailed import _STATUS_ID_RE
 from .identifiers import CLIENT_ID_MAX_DIGITS, YCLID_MAX_DIGITS
 
 FORMAT_SIMPLE_ORDERS = "simple_orders"
 FORMAT_OFFLINE_CONVERSIONS = "offline_conversions"
+# The detailed CRM method's two files, and the Conversion Centre's file (simplified CRM rows).
+FORMAT_CDP_CONTACTS = "cdp_contacts"
+FORMAT_CDP_ORDERS = "cdp_orders"
+FORMAT_CENTRE_LINK = "centre_link"
 
 RULE_DATE_MISSING = "date_missing"
 RULE_DATE_BEFORE_1970 = "date_before_1970"
@@ -66,7 +72,13 @@ RULES = (
 MAX_FILE_BYTES = 1024**3
 # How old a row's date may be: a CRM order is updated for 111 days after its visit, which
 # precedes its creation; a goal hit is linked to a visit at most 21 days old.
-MAX_AGE_DAYS = {FORMAT_SIMPLE_ORDERS: 111, FORMAT_OFFLINE_CONVERSIONS: 21}
+MAX_AGE_DAYS = {
+    FORMAT_SIMPLE_ORDERS: 111,
+    FORMAT_OFFLINE_CONVERSIONS: 21,
+    FORMAT_CDP_ORDERS: 111,
+    # The Conversion Centre takes rows of the last 113 days (Direct's help).
+    FORMAT_CENTRE_LINK: 113,
+}
 # Dates a little ahead of ``now`` are clock skew between Odoo's workers and the database
 # (offline DateTimes are capped at now - 1 s by the builder); further ahead, a row is refused.
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -97,18 +109,12 @@ def check(file_format, rows, now, *, max_file_bytes=MAX_FILE_BYTES):
         raise ValueError("no preflight rules for file format %r" % (file_format,))
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime, got %r" % (now,))
-    checker = CHECKERS[file_format]
-    # "offline_conversions:ClientId" has the window of "offline_conversions".
-    max_age = MAX_AGE_DAYS.get(file_format.split(":", 1)[0])
+    checker = row_checker(file_format)
     passed, refused = [], []
     size = 0
     for row_key, row in rows:
         try:
-            cells = checker(row, now, max_age)
-            line = ",".join(cells)
-            row_bytes = _ROW_OVERHEAD_BYTES + (
-                len(line) if line.isascii() else len(line.encode("utf-8"))
-            )
+            row_bytes = checker(row, now)
             if size + row_bytes > max_file_bytes:
                 raise RowRefused(
                     RULE_FILE_SIZE,
@@ -120,6 +126,23 @@ def check(file_format, rows, now, *, max_file_bytes=MAX_FILE_BYTES):
         size += row_bytes
         passed.append((row_key, row))
     return passed, refused
+
+
+def row_checker(file_format):
+    """``check(row, now) -> row bytes`` of one row of ``file_format``, raising
+    :class:`RowRefused`: for a file written row by row (the Centre's stream), where
+    :func:`check` would hold every row."""
+    if file_format not in CHECKERS:
+        raise ValueError("no preflight rules for file format %r" % (file_format,))
+    checker = CHECKERS[file_format]
+    # "offline_conversions:ClientId" has the window of "offline_conversions".
+    max_age = MAX_AGE_DAYS.get(file_format.split(":", 1)[0])
+
+    def check_row(row, now):
+        line = ",".join(checker(row, now, max_age))
+        return _ROW_OVERHEAD_BYTES + (len(line) if line.isascii() else len(line.encode("utf-8")))
+
+    return check_row
 
 
 # -- the rules ----------------------------------------------------------------------------------
@@ -295,9 +318,90 @@ def offline_format(identifier_column):
     return "%s:%s" % (FORMAT_OFFLINE_CONVERSIONS, identifier_column)
 
 
+def _contact_cells(contact, now, max_age):
+    """The cells of a detailed ``cdp_contacts`` row; raises :class:`RowRefused`."""
+    key = _check_text(contact.uniq_id, "uniq_id")
+    if not key.strip():
+        raise RowRefused(RULE_IDENTIFIER_FORMAT, "the contact's uniq_id is empty")
+    for what in ("create_date_time", "update_date_time"):
+        value = getattr(contact, what)
+        if value is not None:
+            _check_date(value, what, now, max_age, FUTURE_TOLERANCE)
+    client_ids = _identifier_list(contact.client_ids, "ClientID", _is_client_id)
+    emails = _identifier_list(contact.emails, "e-mail", _is_email)
+    phones = _identifier_list(contact.phones, "phone", _is_phone)
+    if not (client_ids or emails or phones):
+        raise RowRefused(RULE_NO_IDENTIFIER, "no ClientID, e-mail or phone")
+    return (
+        key,
+        _check_text(contact.name, "name"),
+        "0000-00-00 00:00:00",  # a date's cell, for the file's size
+        client_ids,
+        emails,
+        phones,
+    )
+
+
+def _detailed_order_cells(order, now, max_age):
+    """The cells of a detailed ``cdp_orders`` row; raises :class:`RowRefused`. Its status is
+    one of Metrica's four, or an id of the pushed status mapping (``[\\w:-]``, ASCII)."""
+    key = _check_text(order.id, "id")
+    if not key.strip():
+        raise RowRefused(RULE_IDENTIFIER_FORMAT, "the order id is empty")
+    # The order's identifiers are its contact's: the order only points at it.
+    contact = _check_text(order.client_uniq_id, "client_uniq_id")
+    if not contact.strip():
+        raise RowRefused(RULE_NO_IDENTIFIER, "the order has no client_uniq_id")
+    _check_date(order.create_date_time, "create_date_time", now, max_age, FUTURE_TOLERANCE)
+    for what in ("update_date_time", "finish_date_time"):
+        value = getattr(order, what)
+        if value is not None:
+            _check_date(value, what, now, None, FUTURE_TOLERANCE)
+    status = order.order_status
+    if status not in ORDER_STATUSES and not (
+        isinstance(status, str) and _STATUS_ID_RE.fullmatch(status)
+    ):
+        raise RowRefused(RULE_STATUS, "order_status %r is not a status id" % (status,))
+    goals = [
+        _check_goal(goal if isinstance(goal, str) else goal[0], "goal") for goal in order.goals
+    ]
+    prices = [
+        _check_amount(goal[1], "goal price") for goal in order.goals if not isinstance(goal, str)
+    ]
+    products = []
+    for item in order.products:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise RowRefused(
+                RULE_ENCODING, "a product is not a (name, quantity) pair: %r" % (item,)
+            )
+        name = _check_text(item[0], "product name")
+        quantity = item[1]
+        if not name.strip() or "," in name or ":" in name:
+            raise RowRefused(
+                RULE_ENCODING, "product name %r is empty or holds ',' or ':'" % (name,)
+            )
+        products.append("%s:%s" % (name, _check_amount(quantity, "product quantity")))
+    return (
+        key,
+        contact,
+        "0000-00-00 00:00:00",  # the date's cell, for the file's size
+        status,
+        _check_amount(order.revenue, "revenue"),
+        _check_amount(order.cost, "cost"),
+        _check_currency(order.currency),
+        *goals,
+        *prices,
+        *products,
+    )
+
+
 # File format -> row checker ``(row, now, max_age) -> cells``.
 CHECKERS = {
     FORMAT_SIMPLE_ORDERS: _simple_order_cells,
+    FORMAT_CDP_CONTACTS: _contact_cells,
+    FORMAT_CDP_ORDERS: _detailed_order_cells,
+    # The Centre's rows are simplified CRM orders, with the Centre's window.
+    FORMAT_CENTRE_LINK: _simple_order_cells,
     **{
         offline_format(column): _offline_cells(column)
         for column in ("ClientId", "Yclid", "UserId", "PurchaseId")

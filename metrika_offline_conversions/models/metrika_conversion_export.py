@@ -15,9 +15,10 @@ from ..tools.senders import SENDERS
 class _DiscardChanges(Exception):
     """Raised to roll back the sender's marks after the files were built."""
 
-    def __init__(self, files, kept_back):
+    def __init__(self, files, row_count, kept_back):
         super().__init__()
         self.files = files
+        self.row_count = row_count
         self.kept_back = kept_back
 
 
@@ -70,7 +71,7 @@ class MetrikaConversionExport(models.TransientModel):
         if len(company) > 1:
             raise UserError(self.env._("Export the conversions of one company at a time."))
         if (
-            self.file_format == const.TRANSPORT_SIMPLE_ORDERS
+            self.file_format in (const.TRANSPORT_SIMPLE_ORDERS, const.TRANSPORT_CDP_DETAILED)
             and not company.sudo().metrika_counter_time_zone
         ):
             # The CRM file's dates are in the counter's time zone, read from Metrica at the
@@ -81,7 +82,7 @@ class MetrikaConversionExport(models.TransientModel):
                     "Metrica settings, then export again."
                 )
             )
-        files, kept_back = self._metrika_build_files(company, conversions.sudo())
+        files, row_count, kept_back = self._metrika_build_files(company, conversions.sudo())
         if not files:
             raise UserError(
                 self.env._("None of these conversions would be sent:\n%s", "\n".join(kept_back))
@@ -95,7 +96,7 @@ class MetrikaConversionExport(models.TransientModel):
             {
                 "file_data": base64.b64encode(data),
                 "file_name": name,
-                "row_count": sum(count for _column, _data, count in files),
+                "row_count": row_count,
                 "kept_back": "\n".join(kept_back) or False,
             }
         )
@@ -108,8 +109,10 @@ class MetrikaConversionExport(models.TransientModel):
         }
 
     def _metrika_build_files(self, company, conversions):
-        """``([(identifier column, bytes, rows)], kept back lines)``: the files the sender of
-        the chosen format makes of ``conversions`` if they were all queued now.
+        """``([(name, bytes)], rows, kept back lines)``: the files the sender of the chosen
+        format makes of ``conversions`` if they were all queued now (``sender.export_files``:
+        one per identifier column of a goal-based file; contacts and orders of the detailed
+        method), and the number of rows (orders, goal hits) they carry.
 
         The sender settles the rows it leaves out as an upload would (skipped, kept back by the
         preflight check): inside a savepoint that is rolled back, so that the sync log is left
@@ -127,6 +130,7 @@ class MetrikaConversionExport(models.TransientModel):
                     }
                 )
                 files, kept_back = [], []
+                row_count = 0
                 remaining = conversions
                 while remaining:
                     prepared = sender.prepare(remaining)
@@ -138,20 +142,21 @@ class MetrikaConversionExport(models.TransientModel):
                     ]
                     if not prepared or not prepared.conversions:
                         break
-                    column = prepared.data.split(b",", 1)[0].decode()
-                    files.append((column, prepared.data, prepared.row_count))
+                    files += sender.export_files(prepared)
+                    row_count += prepared.row_count
                     remaining -= settled | prepared.conversions
-                raise _DiscardChanges(files, kept_back)
+                raise _DiscardChanges(files, row_count, kept_back)
         except _DiscardChanges as built:
-            files, kept_back = built.files, built.kept_back
+            files, row_count, kept_back = built.files, built.row_count, built.kept_back
         self.env.invalidate_all()
-        return files, kept_back
+        return files, row_count, kept_back
 
 
 def _zip(name, files):
-    """One archive of the files of a goal-based export, one per identifier column."""
+    """One archive of the files of an export: one per identifier column of a goal-based
+    export, the contacts and the orders of a detailed one."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for column, data, _count in files:
-            archive.writestr("%s_%s.csv" % (name, column), data)
+        for part, data in files:
+            archive.writestr("%s_%s.csv" % (name, part), data)
     return buffer.getvalue()

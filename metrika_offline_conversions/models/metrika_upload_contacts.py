@@ -63,7 +63,8 @@ class MetrikaUpload(models.Model):
 
     @api.autovacuum
     def _gc_uploaded_contacts_files(self):
-        """The contacts files go with the orders files, after the company's retention."""
+        """The contacts files go with the orders files, after the company's retention (kept
+        and released ones stay, as their orders files do)."""
         for company in self.env["res.company"].sudo().search([]):
             limit = fields.Datetime.now() - timedelta(
                 days=company.metrika_upload_retention_days or const.DEFAULT_UPLOAD_RETENTION_DAYS
@@ -73,7 +74,8 @@ class MetrikaUpload(models.Model):
                     ("company_id", "=", company.id),
                     ("create_date", "<", limit),
                     ("contacts_attachment_id", "!=", False),
-                    ("state", "not in", const.UPLOAD_OPEN_STATES),
+                    # A dry run's kept contacts are still to go, as its orders are.
+                    ("state", "not in", const.UPLOAD_OPEN_STATES + const.UPLOAD_HELD_STATES),
                 ]
             )
             if old:

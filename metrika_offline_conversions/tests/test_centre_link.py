@@ -171,6 +171,25 @@ class TestCentreLink(HttpCase):
         self.assertNotIn(f"so-{unusable.id}", str(rows))
         self.assertRecordValues(self.fetches(), [{"rows_served": 1, "rows_left_out": 2}])
 
+    def test_rows_the_preflight_refuses_are_left_out_and_counted(self):
+        refund = self.make_order()
+        long_client_id = self.make_order()
+        good = self.make_order()
+        # A refund-like total: Metrica takes no negative revenue.
+        self.env["metrika.conversion"].search([("sale_order_id", "=", refund.id)]).write(
+            {"revenue": -10.0}
+        )
+        # A ClientID longer than Metrica's (written past the form's normalisation): the file's
+        # writer takes it, only the preflight check knows Metrica would refuse it.
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE sale_order SET metrika_client_id = %s WHERE id = %s",
+            ("1" * 25, long_client_id.id),
+        )
+        _header, rows = self.rows(self.fetch())
+        self.assertEqual([row["id"] for row in rows], [f"so-{good.id}"])
+        self.assertRecordValues(self.fetches(), [{"rows_served": 1, "rows_left_out": 2}])
+
     def test_hashed_columns_only_when_hashing_is_on(self):
         self.make_order()
         header, rows = self.rows(self.fetch())

@@ -31,7 +31,7 @@ from odoo.tools import SQL
 from .. import const
 from ..metrika_core import errors as metrika_errors
 from . import metrika_messages, odoo_compat
-from .senders import SENDERS, PreparedFile
+from .senders import SENDERS
 
 _logger = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class UploadRun:
             return 0
         with client:
             sender = SENDERS[upload.transport](self.env, company, client)
-            prepared = PreparedFile(upload.attachment_id.raw, rows, upload.row_count)
+            prepared = sender.kept_file(upload, rows)
             upload.write(
                 {
                     "state": const.UPLOAD_SENDING,

@@ -201,6 +201,13 @@ def columns_mapping(columns):
     return ",".join('"%s":"%s"' % (column, column) for column in columns)
 
 
+def header_columns_mapping(data, delimiter=","):
+    """The ``columns_mapping`` of a file built here, read back from its header line (a kept
+    file sent later carries the mapping it was built with)."""
+    header = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
+    return columns_mapping(header.split(delimiter))
+
+
 def _contact_fields(contact, tz, hashed):
     """Column -> value for one contact: strings for CSV cells, tuples for list fields."""
     row_id = contact.uniq_id

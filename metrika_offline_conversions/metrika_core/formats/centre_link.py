@@ -9,12 +9,14 @@ creation date in the counter's time zone. The Centre takes rows of the last
 
 :func:`iter_centre_csv` turns an iterable of :class:`~.simple_orders.SimpleOrder` into the
 file's bytes, one chunk at a time, so that its memory does not grow with the row count. Each
-row goes through the checks of :func:`default_checks` (and any the caller adds): a row a check
+row goes through the checks of :func:`default_checks` (the Centre's window, an identifier, the
+preflight check) or those the caller gives: a row a check
 refuses is left out, and ``on_rejected(order, reason)`` is told why.
 """
 
 from datetime import timedelta
 
+from .. import preflight
 from ._csv import _LINE_TERMINATOR
 from ._values import _resolve_time_zone
 from .simple_orders import _simple_order_rows
@@ -49,6 +51,8 @@ CENTRE_CHUNK_ROWS = 2000
 REJECT_TOO_OLD = "too_old"
 REJECT_FUTURE = "future"
 REJECT_NO_IDENTIFIER = "no_identifier"
+# Followed by the preflight rule the row breaks (``preflight:value_range``).
+REJECT_PREFLIGHT_PREFIX = "preflight:"
 
 
 def centre_window_start(now):
@@ -57,9 +61,8 @@ def centre_window_start(now):
 
 
 def default_checks(now):
-    """The Centre's own rules, as per-row checks: ``check(order) -> reason or None``.
-
-    More checks (a preflight of Yandex's published rules) are appended by the caller."""
+    """The Centre's own rules, then the preflight check of Yandex's published rules, as per-row
+    checks: ``check(order) -> reason or None``."""
     oldest = centre_window_start(now)
 
     def in_window(order):
@@ -75,7 +78,29 @@ def default_checks(now):
             return None
         return REJECT_NO_IDENTIFIER
 
-    return [in_window, has_identifier]
+    return [in_window, has_identifier, preflight_check(now)]
+
+
+def preflight_check(now):
+    """The preflight check (:mod:`..preflight`) of each row, with the Centre's window; the
+    reason of a refused row is :data:`REJECT_PREFLIGHT_PREFIX` and the rule it breaks. The
+    rows past the most a file may weigh are refused too (the Centre gets them once older
+    ones leave its window)."""
+    check_row = preflight.row_checker(preflight.FORMAT_CENTRE_LINK)
+    size = 0
+
+    def passes_preflight(order):
+        nonlocal size
+        try:
+            row_bytes = check_row(order, now)
+        except preflight.RowRefused as refusal:
+            return REJECT_PREFLIGHT_PREFIX + refusal.rule
+        if size + row_bytes > preflight.MAX_FILE_BYTES:
+            return REJECT_PREFLIGHT_PREFIX + preflight.RULE_FILE_SIZE
+        size += row_bytes
+        return None
+
+    return passes_preflight
 
 
 def centre_header(hashed):

@@ -43,6 +43,16 @@ class UploadSender:
         """Keep the files of ``prepared`` on ``upload`` (committed before anything is sent)."""
         upload._metrika_attach_file(prepared.data)
 
+    def kept_file(self, upload, rows):
+        """The file a dry run kept on ``upload``, rebuilt to be sent for real: the kept bytes,
+        carrying ``rows``."""
+        return PreparedFile(upload.attachment_id.raw, rows, upload.row_count)
+
+    def export_files(self, prepared):
+        """``[(name, bytes)]``: the files of ``prepared`` as an export writes them, each named
+        after its first column (a goal-based file's identifier column)."""
+        return [(prepared.data.split(b",", 1)[0].decode(), prepared.data)]
+
     def lost_answer_needs_lookup(self, upload, error):
         """Whether ``error`` may have left Metrica with ``upload``'s file stored, so that it is
         looked up (``settle``) before its rows go again."""

@@ -11,7 +11,7 @@ that the verdict kept is Metrica's own.
 
 import hashlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg2.errors
@@ -20,9 +20,10 @@ from odoo import fields
 from odoo.tools import SQL
 
 from ... import const
-from ...metrika_core import formats
+from ...metrika_core import formats, preflight
+from ...metrika_core.formats import cdp_detailed as detailed_format
 from ...metrika_core.identifiers import InvalidIdentifier, normalize_email, normalize_phone
-from .. import odoo_compat
+from .. import odoo_compat, preflight_messages
 from .base import PreparedFile, aware_utc, written_indexes
 from .simple_orders import SimpleOrdersSender, _crm_window_closed
 
@@ -90,28 +91,53 @@ class CdpDetailedSender(SimpleOrdersSender):
 
     def _build_files(self, orders, contacts):
         """The contacts and orders files of ``orders``; None when Metrica would refuse every
-        order (or the contact of every order)."""
+        order (or the contact of every order). The preflight check goes first (orders, then
+        the contacts of the orders left), the builders' own checks stay a safety net."""
         time_zone = self.company._metrika_counter_time_zone(self.client)
         statuses = self._status_mapping()
         mapped = {status.id for status in statuses}
-        used = {_contact_key(record) for _current, record, _ids in orders.values()}
-        keys = [key for key in contacts if key in used]
+        groups = self._preflight(  # (conversions, Order)
+            preflight.FORMAT_CDP_ORDERS,
+            [
+                (self.Conversion.browse(row_ids), self._order(order_id, current, record, mapped))
+                for order_id, (current, record, row_ids) in orders.items()
+            ],
+        )
+        used = {order.client_uniq_id for _rows, order in groups}
+        passed, refused = preflight.check(
+            preflight.FORMAT_CDP_CONTACTS,
+            [(key, formats.Contact(key, **contacts[key])) for key in contacts if key in used],
+            datetime.now(timezone.utc),
+        )
+        refused_contacts = {key: (rule, detail) for key, rule, detail in refused}
+        for rows, order in groups:
+            if order.client_uniq_id in refused_contacts:
+                rule, detail = refused_contacts[order.client_uniq_id]
+                rows._metrika_mark_final(
+                    const.STATE_ERROR,
+                    const.REASON_PREFLIGHT,
+                    preflight_messages.refusal_text(self.env, rule, detail),
+                )
+        groups = [group for group in groups if group[1].client_uniq_id not in refused_contacts]
+        if not groups:
+            return None
+        keys = [key for key, _contact in passed]
         built_contacts, contacts_mapping = formats.build_contacts_file(
-            [formats.Contact(key, **contacts[key]) for key in keys],
+            [contact for _key, contact in passed],
             time_zone,
             hashed=self.company.metrika_hash_identifiers,
         )
-        refused_contacts = {
+        refused_by_builder = {
             keys[index]: reason for index, reason in built_contacts.rejected.items()
         }
-        groups = []  # (Order, conversions)
-        for order_id, (current, record, row_ids) in orders.items():
-            rows = self.Conversion.browse(row_ids)
-            key = _contact_key(record)
-            if key in refused_contacts:
-                self._mark_rejected(rows, [refused_contacts[key]] * len(rows))
-                continue
-            groups.append((self._order(order_id, current, record, key, mapped), rows))
+        for rows, order in groups:
+            if order.client_uniq_id in refused_by_builder:
+                self._mark_rejected(rows, [refused_by_builder[order.client_uniq_id]] * len(rows))
+        groups = [
+            (order, rows)
+            for rows, order in groups
+            if order.client_uniq_id not in refused_by_builder
+        ]
         if not groups:
             return None
         built, orders_mapping = formats.build_orders_file(
@@ -128,9 +154,7 @@ class CdpDetailedSender(SimpleOrdersSender):
             for row_id in groups[index][1].ids
         )
         body = formats.build_status_mapping_json(statuses)
-        fingerprint = hashlib.sha256(
-            b"%d\n%s" % (int(self.company.sudo().metrika_counter_id), body)
-        ).hexdigest()
+        fingerprint = self._fingerprint(body)
         return DetailedFile(
             built.data,
             accepted,
@@ -140,12 +164,12 @@ class CdpDetailedSender(SimpleOrdersSender):
             (body, fingerprint),
         )
 
-    def _order(self, order_id, conversion, record, contact_key, mapped):
+    def _order(self, order_id, conversion, record, mapped):
         revenue = self._decimal_revenue(conversion)
         cost = self._cost(record)
         return formats.Order(
             id=order_id,
-            client_uniq_id=contact_key,
+            client_uniq_id=_contact_key(record),
             create_date_time=aware_utc(conversion.order_create_date),
             order_status=self._status_id(conversion, record, mapped),
             revenue=revenue,
@@ -315,6 +339,12 @@ class CdpDetailedSender(SimpleOrdersSender):
                 chosen = f"{const.STATUS_STAGE_PREFIX}{record.stage_id.id}"
         return chosen if chosen in mapped else status
 
+    def _fingerprint(self, body):
+        """What the counter's mapping is remembered by: the counter and the mapping's body."""
+        return hashlib.sha256(
+            b"%d\n%s" % (int(self.company.sudo().metrika_counter_id), body)
+        ).hexdigest()
+
     def _push_status_mapping(self, prepared):
         """Push the mapping unless the counter has it already (same fingerprint)."""
         company = self.company.sudo()
@@ -348,6 +378,29 @@ class CdpDetailedSender(SimpleOrdersSender):
         result = super().attach_files(upload, prepared)
         upload._metrika_attach_contacts(prepared.contacts_data, prepared.contact_count)
         return result
+
+    def kept_file(self, upload, rows):
+        """Both kept files, their column mappings read from their headers; the status mapping
+        as it is now (it is pushed first if it changed since the batch was kept)."""
+        orders_data = upload.attachment_id.raw
+        contacts_data = upload.contacts_attachment_id.raw
+        body = formats.build_status_mapping_json(self._status_mapping())
+        return DetailedFile(
+            orders_data,
+            rows,
+            upload.row_count,
+            detailed_format.header_columns_mapping(orders_data),
+            (
+                contacts_data,
+                detailed_format.header_columns_mapping(contacts_data),
+                upload.contacts_count,
+            ),
+            (body, self._fingerprint(body)),
+        )
+
+    def export_files(self, prepared):
+        # Named as Metrica's two upload pages name them; contacts first, as they are sent.
+        return [("contacts", prepared.contacts_data), ("orders", prepared.data)]
 
     def send(self, upload, prepared):
         """The mapping if it changed, the contacts, then the orders. The contacts' answer is
