@@ -454,7 +454,11 @@ class CdpDetailedSender(SimpleOrdersSender):
                     entity_subtype=ORDERS_SUBTYPE,
                     exclude_ids=known,
                 )
-            if found and found.get("api_validation_status") == "PASSED":
+            if (
+                found
+                and found.get("api_validation_status") == "PASSED"
+                and not self._others_unanswered(upload)
+            ):
                 _logger.info("Metrica upload %s was stored although its answer was lost", upload.id)
                 known.add(str(found.get("uploading_id")))
                 self.record_success(
@@ -471,6 +475,26 @@ class CdpDetailedSender(SimpleOrdersSender):
                 ),
             )
         return len(uploads)
+
+    def _others_unanswered(self, upload):
+        """Whether another upload of the company sent its orders in the same window and has no
+        answer recorded yet: Metrica's history does not name uploads, so a match could be that
+        one's (two workers at once), and accepting it would lose these rows. Such an upload is
+        sent again instead, which ``SAVE`` with stable ids makes harmless."""
+        since = upload.orders_sent_at - timedelta(seconds=const.CDP_LOOKUP_CLOCK_MARGIN_SECONDS)
+        return bool(
+            self.env["metrika.upload"]
+            .sudo()
+            .search_count(
+                [
+                    ("company_id", "=", self.company.id),
+                    ("id", "!=", upload.id),
+                    ("orders_sent_at", ">=", since),
+                    ("uploading_id", "in", (False, "")),
+                ],
+                limit=1,
+            )
+        )
 
     def _known_uploading_ids(self):
         """Metrica's ids of the company's uploads already accounted for (recent ones: the
