@@ -247,6 +247,11 @@ class MetrikaUpload(models.Model):
     @api.autovacuum
     def _gc_uploaded_files(self):
         """Remove sent files after the retention period each company set; keep the log lines."""
+        self._metrika_drop_old_files("attachment_id", "uploaded files")
+
+    def _metrika_drop_old_files(self, field_name, what):
+        """Unlink the attachments in ``field_name`` of the uploads older than their company's
+        retention, except open, kept and released ones (their file is still to go)."""
         for company in self.env["res.company"].sudo().search([]):
             limit = fields.Datetime.now() - timedelta(
                 days=company.metrika_upload_retention_days or const.DEFAULT_UPLOAD_RETENTION_DAYS
@@ -255,16 +260,16 @@ class MetrikaUpload(models.Model):
                 [
                     ("company_id", "=", company.id),
                     ("create_date", "<", limit),
-                    ("attachment_id", "!=", False),
+                    (field_name, "!=", False),
                     ("state", "not in", const.UPLOAD_OPEN_STATES + const.UPLOAD_HELD_STATES),
                 ]
             )
             if old:
-                attachments = old.attachment_id
-                old.write({"attachment_id": False})
+                attachments = old[field_name]
+                old.write({field_name: False})
                 attachments.unlink()
                 _logger.info(
-                    "Metrica: removed %s uploaded files of company %s", len(attachments), company.id
+                    "Metrica: removed %s %s of company %s", len(attachments), what, company.id
                 )
 
     @api.autovacuum

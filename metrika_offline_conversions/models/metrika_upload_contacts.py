@@ -2,14 +2,8 @@
 Metrica's answer to them, recorded (and committed) before its orders go."""
 
 import json
-import logging
-from datetime import timedelta
 
 from odoo import api, fields, models
-
-from .. import const
-
-_logger = logging.getLogger(__name__)
 
 
 class MetrikaUpload(models.Model):
@@ -65,23 +59,4 @@ class MetrikaUpload(models.Model):
     def _gc_uploaded_contacts_files(self):
         """The contacts files go with the orders files, after the company's retention (kept
         and released ones stay, as their orders files do)."""
-        for company in self.env["res.company"].sudo().search([]):
-            limit = fields.Datetime.now() - timedelta(
-                days=company.metrika_upload_retention_days or const.DEFAULT_UPLOAD_RETENTION_DAYS
-            )
-            old = self.sudo().search(
-                [
-                    ("company_id", "=", company.id),
-                    ("create_date", "<", limit),
-                    ("contacts_attachment_id", "!=", False),
-                    # A dry run's kept contacts are still to go, as its orders are.
-                    ("state", "not in", const.UPLOAD_OPEN_STATES + const.UPLOAD_HELD_STATES),
-                ]
-            )
-            if old:
-                attachments = old.contacts_attachment_id
-                old.write({"contacts_attachment_id": False})
-                attachments.unlink()
-                _logger.info(
-                    "Metrica: removed %s contacts files of company %s", len(attachments), company.id
-                )
+        self._metrika_drop_old_files("contacts_attachment_id", "contacts files")
