@@ -27,6 +27,8 @@ from odoo_env import (
 
 RESULT = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
 ERROR_LINE = re.compile(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ")
+ERROR_CONTEXT_LINES = 40
+MAX_ERROR_BLOCKS = 10
 
 
 def modules_not_installed(database, modules):
@@ -87,12 +89,21 @@ def main():
         flush=True,
     )
     counts = {"errors": 0, "summary": None}
+    # Each error line with the lines after it (a failing test's traceback), repeated at the end:
+    # a CI report keeps only the tail of the log.
+    error_blocks = []
 
     def read(stream):
+        after_error = 0
         for line in stream:
             sys.stdout.write(line)
             if ERROR_LINE.match(line):
                 counts["errors"] += 1
+                error_blocks.append([])
+                after_error = ERROR_CONTEXT_LINES
+            if after_error and len(error_blocks) <= MAX_ERROR_BLOCKS:
+                error_blocks[-1].append(line)
+                after_error -= 1
             found = RESULT.search(line)
             if found:
                 counts["summary"] = tuple(int(value) for value in found.groups())
@@ -143,6 +154,10 @@ def main():
     # Odoo's runner reports failing tests in its exit code; errors logged outside a test
     # (a view that does not validate, a failing data file) only show in the log.
     if returncode != 0 or not_passed or errors:
+        if error_blocks:
+            print("odoo: the error lines of the log, each with what follows it:", flush=True)
+            for block in error_blocks[:MAX_ERROR_BLOCKS]:
+                sys.stdout.write("".join(block))
         print(f"odoo: FAILED (exit {returncode}, {errors} error lines in the log)", flush=True)
         return 1
     return 0

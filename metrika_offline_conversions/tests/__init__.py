@@ -18,7 +18,6 @@ from . import test_connect_yandex
 from . import test_upload_cdp_detailed
 from . import test_centre_link
 from . import test_export_dry_run
-from . import test_export_tour
 from . import test_dashboard
 from . import test_dashboard_tour
 from . import test_history

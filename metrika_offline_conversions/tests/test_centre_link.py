@@ -1,9 +1,11 @@
 """The Conversion Centre link through Odoo's real HTTP server (HttpCase): secrets, the file,
 its window and identifiers, validators, methods and the fetch log; and the browser tour."""
 
+import base64
 import csv
 import hashlib
 import io
+import shutil
 from datetime import timedelta
 
 from odoo import fields
@@ -14,7 +16,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.tools import odoo_compat
 
-from .common import CLIENT_ID
+from .common import CLIENT_ID, COUNTER_ID, TOKEN
 
 
 @tagged("post_install", "-at_install")
@@ -307,18 +309,52 @@ class TestCentreLink(HttpCase):
         self.assertFalse(self.company.sudo().metrika_centre_secret)
         self.assertFalse(self.company.metrika_centre_link_enabled)
 
-    def test_tour_turn_on_copy_rotate(self):
+    def test_tour_turn_on_copy_rotate_and_export(self):
+        # Odoo skips a tour quietly when it finds no browser; here that is a failure.
+        browsers = ("google-chrome", "chromium", "chromium-browser", "google-chrome-stable")
+        self.assertTrue(any(shutil.which(name) for name in browsers), "no Chromium on PATH")
+        # Sending through the API as well, the link off and never turned on before.
         self.company.sudo().write(
-            {"metrika_centre_link_enabled": False, "metrika_centre_secret": False}
+            {
+                "metrika_enabled": True,
+                "metrika_counter_id": str(COUNTER_ID),
+                "metrika_token": TOKEN,
+                "metrika_centre_link_enabled": False,
+                "metrika_centre_secret": False,
+            }
         )
+        # The history was offered when sending was turned on: saving Settings reloads the page
+        # instead of opening the offer.
+        self.company.sudo().metrika_history_offer = const.HISTORY_OFFERED
+        # Known since Test connection (new connection settings forget it): the export asks
+        # Metrica nothing.
+        self.company.sudo().metrika_counter_time_zone = "Europe/Moscow"
+        order = self.make_order(metrika_client_id=CLIENT_ID)
+        conversion = self.env["metrika.conversion"].search([("sale_order_id", "=", order.id)])
+        self.assertEqual(len(conversion), 1)
+        # The newest conversion heads the sync log; the tour selects the first row.
+        self.assertEqual(self.env["metrika.conversion"].search([], limit=1), conversion)
+        # The Sales app's menu is switched on by sale_management, the "Sales" app every shop
+        # installs; sale_crm alone (the addon's dependency) leaves it off.
+        self.env.ref("sale.sale_menu_root").active = True
+
         self.start_tour(
             "/odoo/action-metrika_offline_conversions.metrika_settings_action",
             odoo_compat.tour_variant("metrika_centre_link"),
             login="admin",
-            # Two page loads and a save: more than the default minute on a loaded machine.
+            # Three page loads and a save: more than the default minute on a loaded machine.
             timeout=240,
         )
+
         company = self.company.sudo()
         self.assertTrue(company.metrika_centre_link_enabled)
         self.assertTrue(company.metrika_centre_secret)
         self.assertEqual(self.fetch().status_code, 200)
+        export = self.env["metrika.conversion.export"].search([], order="id desc", limit=1)
+        self.assertEqual(export.create_uid, self.env.ref("base.user_admin"))
+        self.assertEqual(export.conversion_ids, conversion)
+        data = base64.b64decode(export.file_data).decode()
+        self.assertTrue(data.startswith("id,create_date_time,"))
+        self.assertIn(f"{conversion.metrika_order_id},", data)
+        self.assertIn(CLIENT_ID, data)
+        self.assertEqual(conversion.state, const.STATE_PENDING, "the export changed nothing")

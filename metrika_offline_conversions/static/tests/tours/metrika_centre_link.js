@@ -20,12 +20,35 @@ function linkAddress() {
 }
 
 /**
- * An administrator turns the link on, copies its address and rotates the secret. Each tour has a
- * variant per Odoo series, which the Python test picks: 19.0 wants the step that reloads the page
- * (the rotation) to say so (`expectUnloadPage`), a key 18.0 refuses.
+ * An administrator turns the link on, copies its address, rotates the secret, then exports a
+ * CSV from the sync log. Each tour has a variant per Odoo series, which the Python test picks:
+ * 19.0 wants the steps that reload the page (saving the settings, the rotation) to say so
+ * (`expectUnloadPage`), a key 18.0 refuses. The format of the export is chosen in a <select> on
+ * 18.0 and in a select menu on 19.0. The download itself is not followed (the test browser
+ * refuses downloads); the Python test checks the file.
  */
 function centreLinkSteps({ series19 }) {
     const reloads = (step) => (series19 ? { ...step, expectUnloadPage: true } : step);
+    const chooseFormat = series19
+        ? [
+              {
+                  content: "Open the formats",
+                  trigger: ".modal .o_field_widget[name=file_format] .o_select_menu_toggler",
+                  run: "click",
+              },
+              {
+                  content: "Export in the CRM orders format",
+                  trigger: ".o_select_menu_item:contains('CRM orders (simplified)')",
+                  run: "click",
+              },
+          ]
+        : [
+              {
+                  content: "Export in the CRM orders format",
+                  trigger: ".modal .o_field_widget[name=file_format] select",
+                  run: 'select "simple_orders"',
+              },
+          ];
     return [
         {
             content: "Turn the Conversion Centre link on",
@@ -33,14 +56,19 @@ function centreLinkSteps({ series19 }) {
             timeout: PAGE_LOAD_MS,
             run: "click",
         },
-        {
+        reloads({
             content: "Save the settings",
             trigger: ".o_form_button_save:not(:disabled)",
-            run: "click",
-        },
+            async run(helpers) {
+                // Saving reloads the page: the next step waits for the reloaded one (the
+                // address may show before the reload, which would then cut a later step short).
+                document.body.classList.add("o_metrika_before_save");
+                await helpers.click();
+            },
+        }),
         {
             content: "The link's address is shown",
-            trigger: `${URL_FIELD} span:contains('${ROUTE}')`,
+            trigger: `body:not(.o_metrika_before_save) ${URL_FIELD} span:contains('${ROUTE}')`,
             timeout: PAGE_LOAD_MS,
             run() {
                 sessionStorage.setItem(FIRST_ADDRESS_KEY, linkAddress());
@@ -91,6 +119,57 @@ function centreLinkSteps({ series19 }) {
                     throw new Error("The address did not change when the secret was rotated");
                 }
             },
+        },
+        // The sync log, through the Sales app's Metrica menu.
+        {
+            content: "Open the apps menu",
+            trigger: ".o_navbar_apps_menu button:enabled",
+            run: "click",
+        },
+        {
+            content: "Open Sales",
+            trigger: ".o_app[data-menu-xmlid='sale.sale_menu_root']",
+            run: "click",
+        },
+        {
+            content: "Open the Yandex Metrica menu",
+            trigger: ".o_menu_sections [data-menu-xmlid='metrika_offline_conversions.menu_metrika_root']",
+            run: "click",
+        },
+        {
+            content: "Open the sync log",
+            trigger: "[data-menu-xmlid='metrika_offline_conversions.menu_metrika_conversion']",
+            run: "click",
+        },
+        {
+            content: "Select the first conversion of the sync log",
+            trigger: ".o_list_view .o_data_row:first .o_list_record_selector input",
+            timeout: PAGE_LOAD_MS,
+            run: "click",
+        },
+        {
+            content: "Open the actions of the selection",
+            trigger: ".o_cp_action_menus .dropdown-toggle:has(.fa-cog)",
+            run: "click",
+        },
+        {
+            content: "Export CSV",
+            trigger: ".o-dropdown-item:contains('Export CSV')",
+            run: "click",
+        },
+        ...chooseFormat,
+        {
+            content: "Build the file",
+            trigger: ".modal button[name=action_export]",
+            run: "click",
+        },
+        {
+            content: "The file is offered for download",
+            trigger: ".modal .o_field_widget[name=file_data]:contains('metrika_simple_orders')",
+        },
+        {
+            content: "with the number of its rows",
+            trigger: ".modal .o_field_widget[name=row_count]:contains('1')",
         },
     ];
 }
