@@ -4,8 +4,8 @@
 ``simple_orders``. The detailed CRM flow (contacts, orders, status mapping, CDP upload history)
 is :class:`~.client_cdp.MetrikaCdpClient`, its subclass.
 
-The only module of the package that imports ``requests``, and :meth:`MetrikaClient._request` is
-the only method that sends. Each public method returns the relevant part of Metrica's JSON
+:meth:`MetrikaClient._request` is its only method that sends, through the package's one request
+path (:func:`.transport.send`). Each public method returns the relevant part of Metrica's JSON
 (a plain ``dict`` or ``list``); the status and duration of the last HTTP exchange are kept in
 ``last_response_status`` and ``last_elapsed`` (seconds), ``last_attempts`` counts the attempts of
 the last call. A client instance is not meant to be shared between threads.
@@ -30,21 +30,16 @@ The OAuth token is sent only in the ``Authorization: OAuth <token>`` header: nev
 line, an error text or ``repr()``.
 """
 
-import json
 import logging
 import random
 import re
 import time
-
-import requests
 
 from .errors import (
     MetrikaBadRequestError,
     MetrikaConfigError,
     MetrikaError,
     MetrikaSettingsError,
-    MetrikaTimeoutError,
-    MetrikaTransportError,
     MetrikaUnexpectedResponseError,
     MetrikaValidationError,
     UploadCommentError,
@@ -52,6 +47,7 @@ from .errors import (
 )
 from .outcomes import VALIDATION_FAILED
 from .retry import RetryPolicy
+from .transport import USER_AGENT, new_session, send
 
 _logger = logging.getLogger(__name__)
 
@@ -59,7 +55,6 @@ DEFAULT_BASE_URL = "https://api-metrika.yandex.net"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRY_SLEEP = 60.0
-USER_AGENT = "metrika-offline-conversions/18.0 (+python-requests/%s)" % requests.__version__
 
 MERGE_MODES = ("SAVE", "UPDATE", "APPEND")
 DELIMITER_TYPES = ("COMMA", "SEMICOLON")
@@ -77,7 +72,6 @@ _COMMENT_ESCAPE = "x"
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: safe in a header
 _COUNTER_RE = re.compile(r"^[0-9]+$")
 _BASE_URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
-_NOT_CONNECTED = ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
 
 
 def is_valid_api_url(url):
@@ -219,7 +213,7 @@ class MetrikaClient:
         self._clock = clock
         self.max_retry_sleep = float(max_retry_sleep)
         self._own_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else new_session()
         self.last_response_status = None
         self.last_elapsed = None
         self.last_attempts = 0
@@ -280,45 +274,6 @@ class MetrikaClient:
         if extra:
             headers.update(extra)
         return headers
-
-    def _transport_error(self, err):
-        """Turn a ``requests`` exception into ours; the token is in neither URL nor message."""
-        name = "requests.%s" % type(err).__name__
-        reason = err.args[0] if err.args else None
-        never_sent = isinstance(err, requests.ConnectTimeout) or any(
-            cls.__name__ in _NOT_CONNECTED
-            for cls in type(getattr(reason, "reason", reason)).__mro__
-        )
-        detail = "%s: %s" % (name, err)
-        if isinstance(err, requests.Timeout):
-            if never_sent:
-                text = "Timed out connecting to Metrica; the request was not sent (%s)" % detail
-            else:
-                text = (
-                    "Timed out waiting for Metrica; an upload may have been accepted (%s)" % detail
-                )
-            return MetrikaTimeoutError(text, maybe_accepted=not never_sent)
-        if isinstance(err, requests.exceptions.SSLError):
-            return MetrikaTransportError(
-                "TLS error talking to Metrica (%s)" % detail, retryable=False, maybe_accepted=False
-            )
-        if isinstance(
-            err,
-            (
-                requests.exceptions.InvalidURL,
-                requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema,
-                requests.exceptions.InvalidHeader,
-            ),
-        ):
-            return MetrikaTransportError(
-                "Invalid request (%s)" % name, retryable=False, maybe_accepted=False
-            )
-        if never_sent:
-            return MetrikaTransportError(
-                "Could not connect to Metrica (%s)" % detail, maybe_accepted=False
-            )
-        return MetrikaTransportError("Connection to Metrica failed (%s)" % detail)
 
     def _request(
         self, method, path, *, params=None, files=None, json_body=None, data=None, idempotent=None
@@ -381,30 +336,26 @@ class MetrikaClient:
                 self._sleep(delay)
 
     def _send_once(self, method, path, *, params=None, files=None, json_body=None, data=None):
-        url = self.base_url + path
         extra = None
         if data is not None:
             extra = {"Content-Type": "application/json; charset=utf-8"}
-        if params:
-            params = {k: v for k, v in params.items() if v is not None}
         self.last_response_status = None
         started = time.monotonic()
         try:
-            response = self.session.request(
+            answer = send(
+                self.session,
                 method,
-                url,
-                params=params or None,
-                files=files,
-                json=json_body,
-                data=data,
+                self.base_url + path,
+                service="Metrica",
                 headers=self._headers(extra),
                 timeout=self.timeout,
-                allow_redirects=False,
+                params=params,
+                data=data,
+                files=files,
+                json=json_body,
             )
-            body_bytes = response.content
-        except requests.RequestException as err:
+        except MetrikaError as err:
             self.last_elapsed = time.monotonic() - started
-            error = self._transport_error(err)
             _logger.debug(
                 "Metrika %s %s: no answer after %.3f s (%s)",
                 method,
@@ -412,24 +363,19 @@ class MetrikaClient:
                 self.last_elapsed,
                 type(err).__name__,
             )
-            raise error from None
+            raise
         self.last_elapsed = time.monotonic() - started
-        status = response.status_code
-        self.last_response_status = status
+        status = self.last_response_status = answer.status
         _logger.debug("Metrika %s %s -> HTTP %s in %.3f s", method, path, status, self.last_elapsed)
-        try:
-            body = json.loads(body_bytes.decode("utf-8")) if body_bytes else None
-        except (UnicodeDecodeError, ValueError):
-            body = None
         if 200 <= status < 300:
-            if body is None:
+            if answer.body is None:
                 raise MetrikaUnexpectedResponseError(
                     "Metrica answered HTTP %s with a body that is not JSON (%s)"
-                    % (status, response.headers.get("Content-Type", "no content type")),
+                    % (status, answer.headers.get("Content-Type", "no content type")),
                     status=status,
                 )
-            return body
-        raise error_from_response(status, body, response.headers, now=self._now())
+            return answer.body
+        raise error_from_response(status, answer.body, answer.headers, now=self._now())
 
     def _now(self):
         return self._clock() if self._clock is not None else None

@@ -15,29 +15,27 @@ expires. Requests and answers follow https://yandex.ru/dev/id/doc/en/codes/code-
 ``/device/code``, the application's id and secret in an ``Authorization: Basic`` header, errors
 as ``{"error": ..., "error_description": ...}``.
 
-:meth:`YandexOAuthClient._post` is the only method that sends. Secrets (the application's
+:meth:`YandexOAuthClient._post` is the only method that sends, through the package's one
+request path (:func:`.transport.send`). Secrets (the application's
 secret, codes, verifiers, tokens) never appear in a URL, a log line, an error text or ``repr()``.
 """
 
 import base64
 import datetime
 import hashlib
-import json
 import logging
 import secrets
 import time
 import urllib.parse
 
-import requests
-
-from .client import USER_AGENT, is_valid_api_url
+from .client import is_valid_api_url
 from .errors import (
     MetrikaConfigError,
     MetrikaError,
-    MetrikaTimeoutError,
     MetrikaTransportError,
     MetrikaUnexpectedResponseError,
 )
+from .transport import USER_AGENT, new_session, send
 
 _logger = logging.getLogger(__name__)
 
@@ -206,7 +204,7 @@ class YandexOAuthClient:
         self.timeout = timeout
         self._clock = clock
         self._own_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else new_session()
 
     def __repr__(self):
         return "YandexOAuthClient(client_id=%r, base_url=%r, client_secret='***')" % (
@@ -299,33 +297,28 @@ class YandexOAuthClient:
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         started = time.monotonic()
         try:
-            response = self.session.post(
+            answer = send(
+                self.session,
+                "POST",
                 self.base_url + path,
-                data=data,
+                service="Yandex OAuth",
                 headers=headers,
                 timeout=self.timeout,
-                allow_redirects=False,
+                data=data,
             )
-            content = response.content
-        except requests.Timeout:
-            raise MetrikaTimeoutError("Yandex OAuth did not answer in time") from None
-        except requests.RequestException as err:
-            raise MetrikaTransportError(
-                "Could not reach Yandex OAuth (requests.%s)" % type(err).__name__
-            ) from None
+        except MetrikaError as error:
+            for secret in (self._secret, *secrets_in_data):
+                error.redact(secret)
+            raise
         _logger.debug(
             "Yandex OAuth POST %s -> HTTP %s in %.3f s",
             path,
-            response.status_code,
+            answer.status,
             time.monotonic() - started,
         )
-        try:
-            body = json.loads(content.decode("utf-8")) if content else None
-        except (UnicodeDecodeError, ValueError):
-            body = None
-        if 200 <= response.status_code < 300 and isinstance(body, dict):
-            return body
-        error = self._error(response.status_code, body)
+        if 200 <= answer.status < 300 and isinstance(answer.body, dict):
+            return answer.body
+        error = self._error(answer.status, answer.body)
         for secret in (self._secret, *secrets_in_data):
             error.redact(secret)
         raise error
