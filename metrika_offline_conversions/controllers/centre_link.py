@@ -8,6 +8,7 @@ handler returns, before the body is sent) and logs the fetch when the file is do
 
 import hashlib
 import logging
+import re
 import time
 from datetime import datetime, timezone
 
@@ -22,6 +23,27 @@ from ..metrika_core.formats import centre_link as centre_format
 from ..tools import centre_link
 
 _logger = logging.getLogger(__name__)
+
+_SECRET_IN_PATH = re.compile(re.escape(const.CENTRE_ROUTE) + r"/[^/\s?#]+\.csv")
+_SECRET_HIDDEN = const.CENTRE_ROUTE + "/***.csv"
+
+
+class _HideLinkSecret(logging.Filter):
+    """The link's secret is its address: the access log (werkzeug's logger, which names every
+    request's path) shows the address without it. Odoo filters that logger too (netsvc)."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_IN_PATH.sub(_SECRET_HIDDEN, arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_IN_PATH.sub(_SECRET_HIDDEN, record.msg)
+        return True
+
+
+logging.getLogger("werkzeug").addFilter(_HideLinkSecret())
 
 
 class MetrikaCentreLink(http.Controller):

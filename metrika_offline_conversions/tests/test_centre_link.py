@@ -5,7 +5,9 @@ import base64
 import csv
 import hashlib
 import io
+import logging
 import shutil
+import time
 from datetime import timedelta
 
 from odoo import fields
@@ -252,6 +254,33 @@ class TestCentreLink(HttpCase):
             ],
         )
         self.assertEqual(log.mapped("rows_served"), [1, 0, 0, 0, 1, 2])
+
+    def test_the_access_log_hides_the_secret(self):
+        self.make_order()
+        secret = self.company.sudo().metrika_centre_secret
+        wrong = "x" * 43
+        logged = []
+        handler = logging.Handler()
+        handler.emit = lambda record: logged.append(record.getMessage())
+        access_log = logging.getLogger("werkzeug")
+        access_log.addHandler(handler)
+        try:
+            self.assertEqual(self.fetch().status_code, 200)
+            self.assertEqual(self.fetch(secret=wrong).status_code, 404)
+            # The server logs a request once it has ended, in its own thread.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                lines = [line for line in logged if const.CENTRE_ROUTE in line]
+                if len(lines) >= 2:
+                    break
+                time.sleep(0.05)
+        finally:
+            access_log.removeHandler(handler)
+        self.assertEqual(len(lines), 2, logged)
+        for line in lines:
+            self.assertIn(const.CENTRE_ROUTE + "/***.csv", line)
+            self.assertNotIn(secret, line)
+            self.assertNotIn(wrong, line)
 
     def test_other_methods_are_refused(self):
         self.make_order()
