@@ -1,6 +1,7 @@
 /** @odoo-module **/
 
 import { registry } from "@web/core/registry";
+import { openMetricaMenuSteps } from "@metrika_offline_conversions/../tests/tours/metrika_menu";
 
 const URL_FIELD = ".o_metrika_centre_link_url";
 const ROUTE = "/metrika/conversion-centre/";
@@ -121,26 +122,7 @@ function centreLinkSteps({ series19 }) {
             },
         },
         // The sync log, through the Sales app's Metrica menu.
-        {
-            content: "Open the apps menu",
-            trigger: ".o_navbar_apps_menu button:enabled",
-            run: "click",
-        },
-        {
-            content: "Open Sales",
-            trigger: ".o_app[data-menu-xmlid='sale.sale_menu_root']",
-            run: "click",
-        },
-        {
-            content: "Open the Yandex Metrica menu",
-            trigger: ".o_menu_sections [data-menu-xmlid='metrika_offline_conversions.menu_metrika_root']",
-            run: "click",
-        },
-        {
-            content: "Open the sync log",
-            trigger: "[data-menu-xmlid='metrika_offline_conversions.menu_metrika_conversion']",
-            run: "click",
-        },
+        ...openMetricaMenuSteps("menu_metrika_conversion", "the sync log"),
         {
             content: "Select the first conversion of the sync log",
             trigger: ".o_list_view .o_data_row:first .o_list_record_selector input",

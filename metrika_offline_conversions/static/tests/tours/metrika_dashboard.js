@@ -1,6 +1,7 @@
 /** @odoo-module **/
 
 import { registry } from "@web/core/registry";
+import { openMetricaMenuSteps } from "@metrika_offline_conversions/../tests/tours/metrika_menu";
 
 // The dashboard from the Metrica menu, in the Sales app: the graph it opens with, then the pivot and its figure.
 // No step leaves the page, so one variant serves both series.
@@ -13,26 +14,7 @@ registry.category("web_tour.tours").add("metrika_dashboard", {
             content: "The first app is open",
             trigger: ".o_main_navbar .o_menu_brand",
         },
-        {
-            content: "Open the apps menu",
-            trigger: ".o_navbar_apps_menu button:enabled",
-            run: "click",
-        },
-        {
-            content: "Open Sales",
-            trigger: ".o_app[data-menu-xmlid='sale.sale_menu_root']",
-            run: "click",
-        },
-        {
-            content: "Open the Yandex Metrica menu",
-            trigger: ".o_menu_sections [data-menu-xmlid='metrika_offline_conversions.menu_metrika_root']",
-            run: "click",
-        },
-        {
-            content: "Open the dashboard",
-            trigger: "[data-menu-xmlid='metrika_offline_conversions.menu_metrika_dashboard']",
-            run: "click",
-        },
+        ...openMetricaMenuSteps("menu_metrika_dashboard", "the dashboard"),
         {
             content: "The dashboard opens on its graph",
             trigger: ".o_graph_view .o_graph_renderer canvas",
