@@ -211,6 +211,8 @@ CENTRE_SECRET_BYTES = 32
 CENTRE_ROUTE = "/metrika/conversion-centre"
 # Rows read from the database per query while the file is streamed (keyset pages).
 CENTRE_PAGE_ROWS = 5000
+# Phone numbers normalised per committed batch by the link's preparation cron.
+CENTRE_PHONE_BATCH_ROWS = 5000
 # Why a conversion is not sent through the API: its company only serves the Centre link.
 REASON_CENTRE_ONLY = "centre_only"
 # -- Dashboard --------------------------------------------------------------------------------

@@ -35,6 +35,9 @@ EMAIL_LOCAL_MAX_CHARS = 64
 DOMAIN_LABEL_MAX_CHARS = 63
 _SHOWN_MAX_CHARS = 40
 _ID_MAX_CHARS = 64  # anything longer is refused before looking at it
+# The phonenumbers release (its numbering metadata) phone numbers are normalised with: a number
+# normalised once is valid for this version only.
+PHONE_RULES_VERSION = phonenumbers.__version__
 
 _DIGITS_RE = re.compile(r"[0-9]+")
 # "1.5", "1,0" or "1.6711067211040564e+19", as a spreadsheet may have turned an id into.
