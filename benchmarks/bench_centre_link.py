@@ -149,8 +149,7 @@ def measured_get(server, url, label, order_count, failures, target=True):
     ids = {row["id"] for row in rows}
     print(
         "%s GET: HTTP %s, %d rows (%d distinct ids), %.1f MB, first byte %.3f s, last byte "
-        "%.3f s (target <= %.1f s); server RSS idle %.0f MB, peak %.0f MB, +%.0f MB "
-        "(target <= %.0f MB)"
+        "%.3f s (%s); server RSS idle %.0f MB, peak %.0f MB, +%.0f MB (%s)"
         % (
             label,
             status,

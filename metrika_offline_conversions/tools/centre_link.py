@@ -122,27 +122,24 @@ def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS, 
     found there are normalised and stored with one statement per page, committed when
     ``commit`` (the stream's own cursor: the memo is no business data)."""
     slots = _phone_slots(env)
+    # One look-up of the memo's unique index per number (a lateral join): whatever the
+    # planner's statistics of the memo say (they lag behind while it fills), never a scan of
+    # the memo per order.
     memo_joins = SQL(" ").join(
         SQL(
-            "LEFT JOIN metrika_normalized_phone %s ON %s.raw = page.%s "
-            "AND %s.region = %s AND %s.version = %s",
+            "LEFT JOIN LATERAL (%s) %s ON TRUE",
+            _memo_lookup(SQL("page.%s", SQL.identifier(f"phone_{index}")), region),
             SQL.identifier(f"memo_{index}"),
-            SQL.identifier(f"memo_{index}"),
-            SQL.identifier(f"phone_{index}"),
-            SQL.identifier(f"memo_{index}"),
-            _region_key(region),
-            SQL.identifier(f"memo_{index}"),
-            PHONE_RULES_VERSION,
         )
         for index in range(len(slots))
     )
     # Per phone: the number as written, whether it is remembered, and its remembered form.
     memo_columns = SQL("").join(
         SQL(
-            ", page.%s, %s.id IS NOT NULL, %s.normalized",
+            ", page.%s, %s IS NOT NULL, %s",
             SQL.identifier(f"phone_{index}"),
-            SQL.identifier(f"memo_{index}"),
-            SQL.identifier(f"memo_{index}"),
+            SQL.identifier(f"memo_{index}", "found"),
+            SQL.identifier(f"memo_{index}", "normalized"),
         )
         for index in range(len(slots))
     )
@@ -217,6 +214,18 @@ def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS, 
             return
 
 
+def _memo_lookup(raw, region):
+    """The memo's row for the number ``raw`` (an SQL expression) in ``region``, made with
+    this phonenumbers release: ``found`` (TRUE) and ``normalized``; no row if none."""
+    return SQL(
+        "SELECT TRUE AS found, memo.normalized FROM metrika_normalized_phone memo "
+        "WHERE memo.raw = %s AND memo.region = %s AND memo.version = %s LIMIT 1",
+        raw,
+        _region_key(region),
+        PHONE_RULES_VERSION,
+    )
+
+
 def _region_key(region):
     # The memo's region column: "" for no region (NULL would never match a join).
     return region or ""
@@ -260,14 +269,12 @@ def unremembered_phones(env, company_id, now, region, limit):
         SQL(
             "SELECT DISTINCT phones.raw FROM metrika_conversion conversion %s "
             "CROSS JOIN LATERAL (VALUES %s) AS phones(raw) "
-            "LEFT JOIN metrika_normalized_phone memo ON memo.raw = phones.raw "
-            "AND memo.region = %s AND memo.version = %s "
-            "WHERE %s AND phones.raw IS NOT NULL AND phones.raw != '' AND memo.id IS NULL "
+            "LEFT JOIN LATERAL (%s) memo ON TRUE "
+            "WHERE %s AND phones.raw IS NOT NULL AND phones.raw != '' AND memo.found IS NULL "
             "LIMIT %s",
             _JOINS,
             SQL(", ").join(SQL("(%s)", slot) for slot in slots),
-            _region_key(region),
-            PHONE_RULES_VERSION,
+            _memo_lookup(SQL("phones.raw"), region),
             _window_where(company_id, now),
             limit,
         )
