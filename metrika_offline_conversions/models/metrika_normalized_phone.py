@@ -59,9 +59,15 @@ class MetrikaNormalizedPhone(models.Model):
         for company in companies:
             region = company._metrika_phone_region()
             prepared = 0
-            while raws := centre_link.unremembered_phones(
-                self.env, company.id, now, region, batch_rows
-            ):
+            last_id = 0
+            while True:
+                last_id, raws = centre_link.unremembered_phones(
+                    self.env, company.id, now, region, last_id, batch_rows
+                )
+                if last_id is None:
+                    break
+                if not raws:
+                    continue
                 centre_link.remember_phones(
                     self.env.cr,
                     region,

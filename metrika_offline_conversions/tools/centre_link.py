@@ -258,28 +258,39 @@ def remember_phones(cr, region, normalized):
     )
 
 
-def unremembered_phones(env, company_id, now, region, limit):
-    """Up to ``limit`` phone numbers (as written) of the company's window that the memo does
-    not have for ``region`` and this phonenumbers release."""
+def unremembered_phones(env, company_id, now, region, after_id, limit):
+    """The phone numbers (as written) that the memo does not have for ``region`` and this
+    phonenumbers release, among those of the company's window's next ``limit`` conversions
+    by id after ``after_id``: ``(the last conversion id read, or None when none is left,
+    the numbers)``. Read in keyset pages, so a batch costs its conversions, not the window."""
     slots = _phone_slots(env)
-    if not slots:
-        return []
     env.flush_all()
     env.cr.execute(
         SQL(
-            "SELECT DISTINCT phones.raw FROM metrika_conversion conversion %s "
+            "SELECT page.id, phones.raw, memo.found FROM ("
+            "SELECT conversion.id%s FROM metrika_conversion conversion %s "
+            "WHERE %s AND conversion.id > %s ORDER BY conversion.id LIMIT %s) page "
             "CROSS JOIN LATERAL (VALUES %s) AS phones(raw) "
-            "LEFT JOIN LATERAL (%s) memo ON TRUE "
-            "WHERE %s AND phones.raw IS NOT NULL AND phones.raw != '' AND memo.found IS NULL "
-            "LIMIT %s",
+            "LEFT JOIN LATERAL (%s) memo ON TRUE ORDER BY page.id",
+            SQL("").join(
+                SQL(", %s AS %s", slot, SQL.identifier(f"phone_{index}"))
+                for index, slot in enumerate(slots)
+            ),
             _JOINS,
-            SQL(", ").join(SQL("(%s)", slot) for slot in slots),
-            _memo_lookup(SQL("phones.raw"), region),
             _window_where(company_id, now),
+            after_id,
             limit,
+            SQL(", ").join(
+                SQL("(page.%s)", SQL.identifier(f"phone_{index}")) for index in range(len(slots))
+            ),
+            _memo_lookup(SQL("phones.raw"), region),
         )
     )
-    return [raw for (raw,) in env.cr.fetchall()]
+    rows = env.cr.fetchall()
+    if not rows:
+        return None, []
+    raws = {raw: None for _id, raw, found in rows if raw and not found}
+    return rows[-1][0], list(raws)
 
 
 def _memo(memo, key, normalize):
