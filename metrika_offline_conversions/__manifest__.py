@@ -32,6 +32,7 @@
         "views/metrika_coverage_report_views.xml",
         "views/metrika_dashboard_menus.xml",
         "views/metrika_history_wizard_views.xml",
+        "data/metrika_centre_phone_cron.xml",
     ],
     "assets": {
         "web.assets_tests": [

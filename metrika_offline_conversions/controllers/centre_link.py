@@ -137,7 +137,7 @@ def _stream(dbname, company_id, now, time_zone, hashed, region, fetch):
     with Registry(dbname).cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         try:
-            orders = centre_link.iter_orders(env, company_id, now, region)
+            orders = centre_link.iter_orders(env, company_id, now, region, commit=True)
             chunks = centre_format.iter_centre_csv(
                 orders, time_zone, now, hashed=hashed, on_rejected=rejected, on_written=written
             )
@@ -157,5 +157,5 @@ def _stream(dbname, company_id, now, time_zone, hashed, region, fetch):
                 }
             )
             # The body is sent after the request's transaction ended: this cursor is the
-            # stream's own, and the log is all it writes.
+            # stream's own, and the log and the phone memo are all it writes.
             cr.commit()  # pylint: disable=invalid-commit

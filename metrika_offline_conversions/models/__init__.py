@@ -24,3 +24,4 @@ from . import metrika_conversion_export
 from . import metrika_conversion_report
 from . import metrika_coverage_report
 from . import metrika_history_wizard
+from . import metrika_normalized_phone

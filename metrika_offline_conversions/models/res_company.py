@@ -259,6 +259,12 @@ class ResCompany(models.Model):
         for company in self.sudo():
             if not company.metrika_centre_secret:
                 company._metrika_centre_rotate_secret()
+        # Its phone numbers normalised before the Centre's first poll, not during it.
+        cron = self.env.ref(
+            "metrika_offline_conversions.ir_cron_metrika_centre_phones", raise_if_not_found=False
+        )
+        if cron and self:
+            cron.sudo()._trigger()
 
     def _metrika_centre_rotate_secret(self):
         """A new secret: the old link answers 404 from now on. Callers check the group."""

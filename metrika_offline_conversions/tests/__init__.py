@@ -22,3 +22,4 @@ from . import test_dashboard
 from . import test_dashboard_tour
 from . import test_history
 from . import test_detailed_export_dry_run
+from . import test_centre_link_phones

@@ -17,15 +17,20 @@ from odoo.tools import SQL
 from .. import const
 from ..metrika_core import formats
 from ..metrika_core.formats import centre_link
-from ..metrika_core.identifiers import InvalidIdentifier, normalize_email, normalize_phone
+from ..metrika_core.identifiers import (
+    PHONE_RULES_VERSION,
+    InvalidIdentifier,
+    normalize_email,
+    normalize_phone,
+)
 
-# Normalised identifiers, remembered by the process from one fetch to the next: normalising a
-# phone number costs tens of microseconds, so the Centre's next poll (and a repeat customer)
-# costs a look-up. Plain dicts (a get or a set is atomic); each is emptied when it reaches
-# _MEMO_MAX entries (about 250 bytes each), which bounds the memory they take.
+# Normalised e-mails, remembered by the process from one fetch to the next (phone numbers are
+# remembered in the database: metrika.normalized.phone). A plain dict (a get or a set is
+# atomic), emptied when it reaches _MEMO_MAX entries (about 250 bytes each), which bounds the
+# memory it takes.
 _MEMO_MAX = 200000
 _EMAILS = {}
-_PHONES = {}
+_PHONE_FIELDS = ("mobile", "phone")
 
 
 def _digest(value):
@@ -55,9 +60,22 @@ def company_time_zone(company):
     return company.metrika_counter_time_zone or company.partner_id.tz or "UTC"
 
 
-def _phone_columns(env, model, alias):
-    names = [name for name in ("mobile", "phone") if name in env[model]._fields]
-    return SQL(", ").join(SQL("%s.%s", SQL.identifier(alias), SQL.identifier(n)) for n in names)
+def _phone_slots(env):
+    """The order's phone numbers as SQL expressions, one per phone field: its customer's for a
+    sale order, its lead's otherwise (19.0 has no ``mobile``)."""
+    partner_fields = env["res.partner"]._fields
+    lead_fields = env["crm.lead"]._fields
+    slots = []
+    for name in _PHONE_FIELDS:
+        if name in partner_fields or name in lead_fields:
+            slots.append(
+                SQL(
+                    "CASE WHEN sale.id IS NOT NULL THEN %s ELSE %s END",
+                    SQL.identifier("partner", name) if name in partner_fields else SQL("NULL"),
+                    SQL.identifier("lead", name) if name in lead_fields else SQL("NULL"),
+                )
+            )
+    return slots
 
 
 def _window_where(company_id, now):
@@ -96,69 +114,183 @@ def file_validators(env, company_id, now):
     return env.cr.fetchone()
 
 
-def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS):
+def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS, commit=False):
     """The window's orders as SimpleOrder, read in keyset pages of ``page_rows`` (by Metrica
-    order id): memory holds one page, whatever the number of orders."""
-    sale_phones = _phone_columns(env, "res.partner", "partner")
-    lead_phones = _phone_columns(env, "crm.lead", "lead")
+    order id): memory holds one page, whatever the number of orders.
+
+    Each phone number's normalised form is read from metrika.normalized.phone; the numbers not
+    found there are normalised and stored with one statement per page, committed when
+    ``commit`` (the stream's own cursor: the memo is no business data)."""
+    slots = _phone_slots(env)
+    # One look-up of the memo's unique index per number (a lateral join): whatever the
+    # planner's statistics of the memo say (they lag behind while it fills), never a scan of
+    # the memo per order.
+    memo_joins = SQL(" ").join(
+        SQL(
+            "LEFT JOIN LATERAL (%s) %s ON TRUE",
+            _memo_lookup(SQL("page.%s", SQL.identifier(f"phone_{index}")), region),
+            SQL.identifier(f"memo_{index}"),
+        )
+        for index in range(len(slots))
+    )
+    # Per phone: the number as written, whether it is remembered, and its remembered form.
+    memo_columns = SQL("").join(
+        SQL(
+            ", page.%s, %s IS NOT NULL, %s",
+            SQL.identifier(f"phone_{index}"),
+            SQL.identifier(f"memo_{index}", "found"),
+            SQL.identifier(f"memo_{index}", "normalized"),
+        )
+        for index in range(len(slots))
+    )
+    phone_columns = SQL("").join(
+        SQL(", %s AS %s", slot, SQL.identifier(f"phone_{index}"))
+        for index, slot in enumerate(slots)
+    )
     where = _window_where(company_id, now)
 
     def page_query(after):
         return SQL(
+            "SELECT page.metrika_order_id, page.order_create_date, page.order_status, "
+            "page.revenue, page.client_id, page.email%s FROM ("
             "SELECT DISTINCT ON (conversion.metrika_order_id) conversion.metrika_order_id, "
             "conversion.order_create_date, conversion.order_status, "
             # As text: Odoo reads numeric columns as floats.
-            "ROUND(conversion.revenue, COALESCE(currency.decimal_places, 2))::text, "
+            "ROUND(conversion.revenue, COALESCE(currency.decimal_places, 2))::text AS revenue, "
             "CASE WHEN sale.id IS NOT NULL THEN sale.metrika_client_id "
-            "ELSE lead.metrika_client_id END, "
-            "CASE WHEN sale.id IS NOT NULL THEN partner.email ELSE lead.email_from END, "
-            "CASE WHEN sale.id IS NOT NULL THEN ARRAY[%s] ELSE ARRAY[%s] END "
-            "FROM metrika_conversion conversion %s "
+            "ELSE lead.metrika_client_id END AS client_id, "
+            "CASE WHEN sale.id IS NOT NULL THEN partner.email ELSE lead.email_from END AS email"
+            "%s FROM metrika_conversion conversion %s "
             "WHERE %s AND conversion.metrika_order_id > %s "
             "ORDER BY conversion.metrika_order_id, conversion.queued_sequence DESC, "
-            "conversion.id DESC LIMIT %s",
-            sale_phones,
-            lead_phones,
+            "conversion.id DESC LIMIT %s) page %s ORDER BY page.metrika_order_id",
+            memo_columns,
+            phone_columns,
             _JOINS,
             where,
             after,
             page_rows,
+            memo_joins,
         )
 
-    emails, phones = _EMAILS, _PHONES
+    emails = _EMAILS
     last = ""
     while True:
         env.cr.execute(page_query(last))
         rows = env.cr.fetchall()
         if not rows:
             return
-        if len(emails) > _MEMO_MAX or len(phones) > _MEMO_MAX:
+        if len(emails) > _MEMO_MAX:
             emails.clear()
-            phones.clear()
-        for order_id, created, status, revenue, client_id, email, raw_phones in rows:
+        # The page's numbers that were not remembered: {number as written: normalised or ""}.
+        normalized_now = {}
+        for order_id, created, status, revenue, client_id, email, *phone_cells in rows:
+            phones = []
+            for index in range(0, len(phone_cells), 3):
+                raw, remembered, normalized = phone_cells[index : index + 3]
+                if not raw:
+                    continue
+                if not remembered:
+                    normalized = normalized_now.get(raw)
+                    if normalized is None:
+                        normalized = normalized_now[raw] = normalized_phone(raw, region)
+                if normalized:
+                    phones.append(normalized)
             yield formats.SimpleOrder(
                 id=order_id,
                 create_date_time=created.replace(tzinfo=timezone.utc),
                 order_status=status,
                 client_ids=(client_id,) if client_id else (),
                 emails=_memo(emails, email, normalize_email),
-                phones=tuple(
-                    dict.fromkeys(
-                        phone
-                        for raw in raw_phones
-                        if raw
-                        for phone in _memo(phones, (raw, region), _phone)
-                    )
-                ),
+                phones=tuple(dict.fromkeys(phones)),
                 revenue=Decimal(revenue) if revenue and Decimal(revenue) else None,
             )
+        if normalized_now:
+            remember_phones(env.cr, region, normalized_now)
+            if commit:
+                env.cr.commit()  # pylint: disable=invalid-commit
         last = rows[-1][0]
         if len(rows) < page_rows:
             return
 
 
-def _phone(raw_and_region):
-    return normalize_phone(*raw_and_region)
+def _memo_lookup(raw, region):
+    """The memo's row for the number ``raw`` (an SQL expression) in ``region``, made with
+    this phonenumbers release: ``found`` (TRUE) and ``normalized``; no row if none."""
+    return SQL(
+        "SELECT TRUE AS found, memo.normalized FROM metrika_normalized_phone memo "
+        "WHERE memo.raw = %s AND memo.region = %s AND memo.version = %s LIMIT 1",
+        raw,
+        _region_key(region),
+        PHONE_RULES_VERSION,
+    )
+
+
+def _region_key(region):
+    # The memo's region column: "" for no region (NULL would never match a join).
+    return region or ""
+
+
+def normalized_phone(raw, region):
+    """``raw`` normalised for Metrica, or "" when it is empty or not a valid number."""
+    try:
+        return normalize_phone(raw, region or None) or ""
+    except InvalidIdentifier:
+        return ""
+
+
+def remember_phones(cr, region, normalized):
+    """Store ``normalized`` ({number as written: normalised form or ""}) in the memo, in one
+    statement; a number another process stored meanwhile is kept as it is."""
+    raws = list(normalized)
+    cr.execute(
+        SQL(
+            "INSERT INTO metrika_normalized_phone (raw, region, normalized, version) "
+            "SELECT raw, %s, normalized, %s "
+            "FROM unnest(%s::varchar[], %s::varchar[]) AS given(raw, normalized) "
+            "ON CONFLICT DO NOTHING",
+            _region_key(region),
+            PHONE_RULES_VERSION,
+            raws,
+            # NULL, Odoo's empty Char, for a number that is not valid.
+            [normalized[raw] or None for raw in raws],
+        )
+    )
+
+
+def unremembered_phones(env, company_id, now, region, after_id, limit):
+    """The phone numbers (as written) that the memo does not have for ``region`` and this
+    phonenumbers release, among those of the company's window's next ``limit`` conversions
+    by id after ``after_id``: ``(the last conversion id read, or None when none is left,
+    the numbers)``. Read in keyset pages, so a batch costs its conversions, not the window."""
+    slots = _phone_slots(env)
+    env.flush_all()
+    env.cr.execute(
+        SQL(
+            "SELECT page.id, phones.raw, memo.found FROM ("
+            "SELECT conversion.id%s FROM metrika_conversion conversion %s "
+            "WHERE %s AND conversion.id > %s ORDER BY conversion.id LIMIT %s) page "
+            "CROSS JOIN LATERAL (VALUES %s) AS phones(raw) "
+            "LEFT JOIN LATERAL (%s) memo ON TRUE ORDER BY page.id",
+            SQL("").join(
+                SQL(", %s AS %s", slot, SQL.identifier(f"phone_{index}"))
+                for index, slot in enumerate(slots)
+            ),
+            _JOINS,
+            _window_where(company_id, now),
+            after_id,
+            limit,
+            SQL(", ").join(
+                SQL("(page.%s)", SQL.identifier(f"phone_{index}")) for index in range(len(slots))
+            ),
+            _memo_lookup(SQL("phones.raw"), region),
+        )
+    )
+    rows = env.cr.fetchall()
+    if not rows:
+        return None, []
+    raws = {raw: None for _id, raw, found in rows if raw and not found}
+    return rows[-1][0], list(raws)
 
 
 def _memo(memo, key, normalize):

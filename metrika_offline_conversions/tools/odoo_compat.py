@@ -8,10 +8,12 @@ valid on both, and what differs is done here from Python (``set_group_privilege`
 """
 
 import importlib
+import inspect
 import threading
 
 from odoo import api, models, release
 from odoo.modules import module as odoo_module
+from odoo.tools import sql
 
 # 19.0 declares SQL constraints as ``models.Constraint`` attributes and ignores
 # ``_sql_constraints`` (with only a warning, so the constraint is silently never created).
@@ -153,3 +155,12 @@ def tour_variant(name):
     (``expectUnloadPage``), a key 18.0 refuses: such a tour is registered once per series, its
     JavaScript cannot tell which series loaded it, so the test picks the variant."""
     return name if series() < 19 else f"{name}_19"
+
+
+def create_unique_index(cr, name, table, expressions):
+    """Create the unique index ``name`` on ``table`` unless it exists: 19.0 deprecates
+    ``create_unique_index`` for ``create_index(unique=True)``, which 18.0 does not have."""
+    if "unique" in inspect.signature(sql.create_index).parameters:
+        sql.create_index(cr, name, table, expressions, unique=True)
+    else:
+        sql.create_unique_index(cr, name, table, expressions)
