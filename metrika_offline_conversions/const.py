@@ -209,9 +209,8 @@ CDP_LOOKUP_CLOCK_MARGIN_SECONDS = 60
 # Random bytes of the secret in the link's address (secrets.token_urlsafe: 43 characters).
 CENTRE_SECRET_BYTES = 32
 CENTRE_ROUTE = "/metrika/conversion-centre"
-# Rows read from the database per query while the file is streamed (keyset pages): each query
-# costs tens of milliseconds beside its rows, and memory holds one page.
-CENTRE_PAGE_ROWS = 20000
+# Rows fetched at a time from the query the file is streamed from: memory holds one batch.
+CENTRE_FETCH_ROWS = 5000
 # Phone numbers normalised per committed batch by the link's preparation cron.
 CENTRE_PHONE_BATCH_ROWS = 5000
 # Why a conversion is not sent through the API: its company only serves the Centre link.

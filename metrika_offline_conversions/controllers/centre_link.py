@@ -2,7 +2,7 @@
 
 ``GET|HEAD /metrika/conversion-centre/<secret>.csv``. The company is found by comparing the
 secret in constant time (tools/centre_link.py); anything else is a 404. The body is a generator
-that reads the orders page by page with its own cursor (the request's cursor is closed once the
+that reads the orders batch by batch with its own cursor (the request's cursor is closed once the
 handler returns, before the body is sent) and logs the fetch when the file is done.
 """
 
@@ -137,15 +137,19 @@ def _stream(dbname, company_id, now, time_zone, hashed, region, fetch):
     with Registry(dbname).cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         try:
-            orders = centre_link.iter_orders(env, company_id, now, region, commit=True)
+            orders = centre_link.iter_orders(env, company_id, now, region)
             chunks = centre_format.iter_centre_csv(
                 orders, time_zone, now, hashed=hashed, on_rejected=rejected, on_written=written
             )
             yield from chunks
             complete = True
-        finally:
-            # A client that stops reading closes the generator: what it got is logged as such.
+        except Exception:
+            # The phone numbers remembered so far go with the failed transaction.
             cr.rollback()
+            raise
+        finally:
+            # A client that stops reading closes the generator: what it got is logged as such
+            # (and the phone numbers normalised meanwhile are kept).
             env["metrika.centre.fetch"].create(
                 {
                     **fetch,

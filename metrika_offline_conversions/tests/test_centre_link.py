@@ -8,7 +8,7 @@ import io
 import logging
 import shutil
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from odoo import fields
 from odoo.exceptions import AccessError
@@ -16,7 +16,7 @@ from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from odoo.addons.metrika_offline_conversions import const
-from odoo.addons.metrika_offline_conversions.tools import odoo_compat
+from odoo.addons.metrika_offline_conversions.tools import centre_link, odoo_compat
 
 from .common import CLIENT_ID, COUNTER_ID, TOKEN
 
@@ -174,6 +174,25 @@ class TestCentreLink(HttpCase):
         self.assertNotIn(f"so-{without.id}", str(rows))
         self.assertNotIn(f"so-{unusable.id}", str(rows))
         self.assertRecordValues(self.fetches(), [{"rows_served": 1, "rows_left_out": 2}])
+
+    def test_orders_are_read_in_batches_and_a_reader_may_stop(self):
+        other = self.env["res.partner"].create({"name": "Olga", "email": "olga@example.ru"})
+        orders = self.make_order() | self.make_order(partner=other)
+        self.env.flush_all()
+        now = datetime.now(timezone.utc)
+        region = self.company._metrika_phone_region()
+        # One order per fetch: the last, empty fetch ends the file.
+        read = list(centre_link.iter_orders(self.env, self.company.id, now, region, fetch_rows=1))
+        self.assertEqual([order.id for order in read], [f"so-{order.id}" for order in orders])
+        self.assertEqual(read[0].phones, ("79995551111",))
+        self.assertEqual(read[1].emails, ("olga@example.ru",))
+        # A reader that stops after the first order (a client gone) leaves the transaction
+        # usable and the server-side cursor closed: the next file reads everything again.
+        stopped = centre_link.iter_orders(self.env, self.company.id, now, region, fetch_rows=1)
+        self.assertEqual(next(stopped).id, read[0].id)
+        stopped.close()
+        again = centre_link.iter_orders(self.env, self.company.id, now, region, fetch_rows=5)
+        self.assertEqual(list(again), read)
 
     def test_rows_the_preflight_refuses_are_left_out_and_counted(self):
         refund = self.make_order()

@@ -1,6 +1,6 @@
 """What the Conversion Centre link serves, read from the database (the file itself is written by
 metrika_core.formats.centre_link): the company a secret opens, the file's validators, and its
-orders, page by page.
+orders, batch by batch from one query.
 
 Each order of the sync log is served once, with the status of its latest conversion (the row
 with the highest queue order carries the record's current status) and the identifiers its lead
@@ -114,104 +114,107 @@ def file_validators(env, company_id, now):
     return env.cr.fetchone()
 
 
-def iter_orders(env, company_id, now, region, page_rows=const.CENTRE_PAGE_ROWS, commit=False):
-    """The window's orders as SimpleOrder, read in keyset pages of ``page_rows`` (by Metrica
-    order id): memory holds one page, whatever the number of orders.
+def iter_orders(env, company_id, now, region, fetch_rows=const.CENTRE_FETCH_ROWS):
+    """The window's orders as SimpleOrder, by Metrica order id: one query read through a
+    server-side cursor, ``fetch_rows`` at a time, so memory holds one batch whatever the number
+    of orders.
 
     Each phone number's normalised form is read from metrika.normalized.phone; the numbers not
-    found there are normalised and stored with one statement per page, committed when
-    ``commit`` (the stream's own cursor: the memo is no business data)."""
+    found there are normalised and stored in the memo with one statement per batch, in the
+    caller's transaction (the stream commits them with its fetch log)."""
     slots = _phone_slots(env)
-    # One look-up of the memo's unique index per number (a lateral join): whatever the
-    # planner's statistics of the memo say (they lag behind while it fills), never a scan of
-    # the memo per order.
-    memo_joins = SQL(" ").join(
-        SQL(
-            "LEFT JOIN LATERAL (%s) %s ON TRUE",
-            _memo_lookup(SQL("page.%s", SQL.identifier(f"phone_{index}")), region),
-            SQL.identifier(f"memo_{index}"),
-        )
-        for index in range(len(slots))
-    )
-    # Per phone: the number as written, whether it is remembered, and its remembered form.
-    memo_columns = SQL("").join(
-        SQL(
-            ", page.%s, %s IS NOT NULL, %s",
-            SQL.identifier(f"phone_{index}"),
-            SQL.identifier(f"memo_{index}", "found"),
-            SQL.identifier(f"memo_{index}", "normalized"),
-        )
-        for index in range(len(slots))
-    )
     phone_columns = SQL("").join(
         SQL(", %s AS %s", slot, SQL.identifier(f"phone_{index}"))
         for index, slot in enumerate(slots)
     )
-    where = _window_where(company_id, now)
-
-    def page_query(after):
-        return SQL(
-            "SELECT page.metrika_order_id, page.order_create_date, page.order_status, "
-            "page.revenue, page.client_id, page.email%s FROM ("
-            "SELECT DISTINCT ON (conversion.metrika_order_id) conversion.metrika_order_id, "
-            "conversion.order_create_date, conversion.order_status, "
-            # As text: Odoo reads numeric columns as floats.
-            "ROUND(conversion.revenue, COALESCE(currency.decimal_places, 2))::text AS revenue, "
-            "CASE WHEN sale.id IS NOT NULL THEN sale.metrika_client_id "
-            "ELSE lead.metrika_client_id END AS client_id, "
-            "CASE WHEN sale.id IS NOT NULL THEN partner.email ELSE lead.email_from END AS email"
-            "%s FROM metrika_conversion conversion %s "
-            "WHERE %s AND conversion.metrika_order_id > %s "
-            "ORDER BY conversion.metrika_order_id, conversion.queued_sequence DESC, "
-            "conversion.id DESC LIMIT %s) page %s ORDER BY page.metrika_order_id",
-            memo_columns,
-            phone_columns,
-            _JOINS,
-            where,
-            after,
-            page_rows,
-            memo_joins,
+    # Per phone: the number as written, whether it is remembered, and its remembered form.
+    memo_columns = SQL("").join(
+        SQL(
+            ", file.%s, %s IS NOT NULL, %s",
+            SQL.identifier(f"phone_{index}"),
+            SQL.identifier(f"memo_{index}", "raw"),
+            SQL.identifier(f"memo_{index}", "normalized"),
         )
-
+        for index in range(len(slots))
+    )
+    memo_joins = SQL(" ").join(
+        SQL(
+            "LEFT JOIN metrika_normalized_phone %s ON %s = file.%s AND %s = %s AND %s = %s",
+            SQL.identifier(f"memo_{index}"),
+            SQL.identifier(f"memo_{index}", "raw"),
+            SQL.identifier(f"phone_{index}"),
+            SQL.identifier(f"memo_{index}", "region"),
+            _region_key(region),
+            SQL.identifier(f"memo_{index}", "version"),
+            PHONE_RULES_VERSION,
+        )
+        for index in range(len(slots))
+    )
+    query = SQL(
+        "SELECT file.metrika_order_id, file.order_create_date, file.order_status, "
+        "file.revenue, file.client_id, file.email%s FROM ("
+        "SELECT DISTINCT ON (conversion.metrika_order_id) conversion.metrika_order_id, "
+        "conversion.order_create_date, conversion.order_status, "
+        # As text: Odoo reads numeric columns as floats.
+        "ROUND(conversion.revenue, COALESCE(currency.decimal_places, 2))::text AS revenue, "
+        "CASE WHEN sale.id IS NOT NULL THEN sale.metrika_client_id "
+        "ELSE lead.metrika_client_id END AS client_id, "
+        "CASE WHEN sale.id IS NOT NULL THEN partner.email ELSE lead.email_from END AS email"
+        "%s FROM metrika_conversion conversion %s WHERE %s "
+        "ORDER BY conversion.metrika_order_id, conversion.queued_sequence DESC, "
+        "conversion.id DESC) file %s ORDER BY file.metrika_order_id",
+        memo_columns,
+        phone_columns,
+        _JOINS,
+        _window_where(company_id, now),
+        memo_joins,
+    )
+    cr = env.cr
+    # The whole window is read: planned for all its rows (hash joins, each table read once),
+    # not for the first ones, as PostgreSQL plans a cursor by default.
+    cr.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+    cr.execute(SQL("DECLARE metrika_centre_file NO SCROLL CURSOR FOR %s", query))
     emails = _EMAILS
-    last = ""
-    while True:
-        env.cr.execute(page_query(last))
-        rows = env.cr.fetchall()
-        if not rows:
-            return
-        if len(emails) > _MEMO_MAX:
-            emails.clear()
-        # The page's numbers that were not remembered: {number as written: normalised or ""}.
-        normalized_now = {}
-        for order_id, created, status, revenue, client_id, email, *phone_cells in rows:
-            phones = []
-            for index in range(0, len(phone_cells), 3):
-                raw, remembered, normalized = phone_cells[index : index + 3]
-                if not raw:
-                    continue
-                if not remembered:
-                    normalized = normalized_now.get(raw)
-                    if normalized is None:
-                        normalized = normalized_now[raw] = normalized_phone(raw, region)
-                if normalized:
-                    phones.append(normalized)
-            yield formats.SimpleOrder(
-                id=order_id,
-                create_date_time=created.replace(tzinfo=timezone.utc),
-                order_status=status,
-                client_ids=(client_id,) if client_id else (),
-                emails=_memo(emails, email, normalize_email),
-                phones=tuple(dict.fromkeys(phones)),
-                revenue=Decimal(revenue) if revenue and Decimal(revenue) else None,
-            )
-        if normalized_now:
-            remember_phones(env.cr, region, normalized_now)
-            if commit:
-                env.cr.commit()  # pylint: disable=invalid-commit
-        last = rows[-1][0]
-        if len(rows) < page_rows:
-            return
+    try:
+        while True:
+            cr.execute(SQL("FETCH %s FROM metrika_centre_file", fetch_rows))
+            rows = cr.fetchall()
+            if len(emails) > _MEMO_MAX:
+                emails.clear()
+            # The batch's numbers that were not remembered: {number as written: normalised
+            # or ""}.
+            normalized_now = {}
+            for order_id, created, status, revenue, client_id, email, *phone_cells in rows:
+                phones = []
+                for index in range(0, len(phone_cells), 3):
+                    raw, remembered, normalized = phone_cells[index : index + 3]
+                    if not raw:
+                        continue
+                    if not remembered:
+                        normalized = normalized_now.get(raw)
+                        if normalized is None:
+                            normalized = normalized_now[raw] = normalized_phone(raw, region)
+                    if normalized:
+                        phones.append(normalized)
+                yield formats.SimpleOrder(
+                    id=order_id,
+                    create_date_time=created.replace(tzinfo=timezone.utc),
+                    order_status=status,
+                    client_ids=(client_id,) if client_id else (),
+                    emails=_memo(emails, email, normalize_email),
+                    phones=tuple(dict.fromkeys(phones)),
+                    revenue=Decimal(revenue) if revenue and Decimal(revenue) else None,
+                )
+            if normalized_now:
+                remember_phones(cr, region, normalized_now)
+            if len(rows) < fetch_rows:
+                break
+    except GeneratorExit:
+        # The reader stopped (a client that went away): the transaction is sound, the cursor
+        # is closed for another file in it.
+        cr.execute("CLOSE metrika_centre_file")
+        raise
+    cr.execute("CLOSE metrika_centre_file")
 
 
 def _memo_lookup(raw, region):
