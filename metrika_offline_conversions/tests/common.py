@@ -7,7 +7,7 @@ import pathlib
 import sys
 from urllib.parse import urlsplit
 
-from odoo.tests import TransactionCase
+from odoo.tests import HttpCase, TransactionCase
 from odoo.tests.common import _super_send
 
 from odoo.addons.metrika_offline_conversions import const
@@ -147,3 +147,18 @@ class MetrikaCase(StandInAccessMixin, TransactionCase):
 
     def pending(self):
         return self.Conversion.search([("state", "=", const.STATE_PENDING)])
+
+
+class CentreLinkCase(HttpCase):
+    """A company in Russia serving the Conversion Centre link alone (no token, API sending
+    off), and a product to sell."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.company.country_id = cls.env.ref("base.ru")
+        cls.company.sudo().write({"metrika_enabled": False, "metrika_centre_link_enabled": True})
+        cls.product = cls.env["product.product"].create(
+            {"name": "Sofa", "list_price": 1000.0, "type": "consu"}
+        )

@@ -13,26 +13,19 @@ from datetime import datetime, timedelta, timezone
 from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.modules.neutralize import get_neutralization_queries
-from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests import new_test_user, tagged
 
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.tools import centre_link, odoo_compat
 
-from .common import CLIENT_ID, COUNTER_ID, TOKEN
+from .common import CLIENT_ID, COUNTER_ID, TOKEN, CentreLinkCase
 
 
 @tagged("post_install", "-at_install")
-class TestCentreLink(HttpCase):
+class TestCentreLink(CentreLinkCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.company = cls.env.company
-        cls.company.country_id = cls.env.ref("base.ru")
-        # The link alone: no token, API sending off.
-        cls.company.sudo().write({"metrika_enabled": False, "metrika_centre_link_enabled": True})
-        cls.product = cls.env["product.product"].create(
-            {"name": "Sofa", "list_price": 1000.0, "type": "consu"}
-        )
         cls.partner = cls.env["res.partner"].create(
             {"name": "Ivan Petrov", "email": "Ivan.Petrov@Example.ru", "phone": "8 999 555-11-11"}
         )

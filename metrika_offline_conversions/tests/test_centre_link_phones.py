@@ -6,7 +6,7 @@ import csv
 import io
 from unittest.mock import patch
 
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 
 from odoo.addons.metrika_offline_conversions import const
 from odoo.addons.metrika_offline_conversions.metrika_core.identifiers import (
@@ -14,18 +14,14 @@ from odoo.addons.metrika_offline_conversions.metrika_core.identifiers import (
 )
 from odoo.addons.metrika_offline_conversions.tools import centre_link
 
+from .common import CentreLinkCase
+
 
 @tagged("post_install", "-at_install")
-class TestCentreLinkPhones(HttpCase):
+class TestCentreLinkPhones(CentreLinkCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.company = cls.env.company
-        cls.company.country_id = cls.env.ref("base.ru")
-        cls.company.sudo().write({"metrika_enabled": False, "metrika_centre_link_enabled": True})
-        cls.product = cls.env["product.product"].create(
-            {"name": "Sofa", "list_price": 1000.0, "type": "consu"}
-        )
         cls.Memo = cls.env["metrika.normalized.phone"].sudo()
 
     def setUp(self):
