@@ -19,7 +19,6 @@ from . import test_upload_cdp_detailed
 from . import test_centre_link
 from . import test_export_dry_run
 from . import test_dashboard
-from . import test_dashboard_tour
 from . import test_history
 from . import test_detailed_export_dry_run
 from . import test_centre_link_phones

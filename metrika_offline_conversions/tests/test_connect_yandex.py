@@ -13,6 +13,7 @@ from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.metrika_offline_conversions import const
+from odoo.addons.metrika_offline_conversions.metrika_core import formats
 from odoo.addons.metrika_offline_conversions.tools import odoo_compat
 
 from .common import COUNTER_ID, TOKEN, MetrikaCase, StandInAccessMixin, load_stand_in
@@ -218,7 +219,9 @@ class TestConnectYandex(ConnectMixin, MetrikaCase):
 @tagged("post_install", "-at_install")
 class TestConnectTour(StandInAccessMixin, HttpCase):
     """An administrator connects through Settings in headless Chromium: the stand-in's
-    "Yandex" page approves at once and sends the browser back to the callback route."""
+    "Yandex" page approves at once and sends the browser back to the callback route; then
+    the dashboard, from the Metrica menu, its graph and its pivot with a figure of a known
+    log."""
 
     @classmethod
     def setUpClass(cls):
@@ -240,11 +243,45 @@ class TestConnectTour(StandInAccessMixin, HttpCase):
             APP_ID, APP_SECRET, redirect_uris=[cls.base_url() + const.OAUTH_CALLBACK_PATH]
         )
 
-    def test_connect_through_settings(self):
+    def make_dashboard_log(self):
+        """A known log for the dashboard: seven conversions queued, three sent (accepted), two
+        skipped; the dashboard's views refreshed, as their cron does."""
+        Conversion = self.env["metrika.conversion"].sudo()
+        Conversion.search([("company_id", "=", self.company.id)]).unlink()
+        states = [const.STATE_SENT] * 3 + [const.STATE_SKIPPED] * 2 + [const.STATE_PENDING] * 2
+        Conversion.create(
+            [
+                {
+                    "company_id": self.company.id,
+                    "record_name": f"S{index:05d}",
+                    "event": const.EVENT_IN_PROGRESS,
+                    "order_status": formats.IN_PROGRESS,
+                    "transport": const.TRANSPORT_SIMPLE_ORDERS,
+                    "state": state,
+                    "metrika_result": const.RESULT_ACCEPTED if state == const.STATE_SENT else False,
+                    "failure_reason": const.REASON_NO_IDENTIFIER
+                    if state == const.STATE_SKIPPED
+                    else False,
+                }
+                for index, state in enumerate(states)
+            ]
+        )
+        self.env["metrika.conversion.report"]._cron_refresh_dashboard()
+
+    def test_connect_through_settings_then_the_dashboard(self):
+        admin = self.env.ref("base.user_admin")
+        self.assertTrue(admin.has_group("metrika_offline_conversions.group_metrika_manager"))
+        self.assertEqual(admin.company_id, self.company)
+        self.make_dashboard_log()
+        # The Sales app's menu is switched on by sale_management, the "Sales" app every shop
+        # installs; sale_crm alone (the addon's dependency) leaves it off.
+        self.env.ref("sale.sale_menu_root").active = True
         self.start_tour(
             "/odoo/action-metrika_offline_conversions.metrika_settings_action",
             odoo_compat.tour_variant("metrika_connect_to_yandex"),
             login="admin",
+            # Two page loads through the stand-in's Yandex page, then the dashboard.
+            timeout=240,
         )
         company = self.company.sudo()
         self.assertIn(company.metrika_token, self.api.issued_tokens)

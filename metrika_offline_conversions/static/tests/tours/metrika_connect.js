@@ -1,12 +1,14 @@
 /** @odoo-module **/
 
 import { registry } from "@web/core/registry";
+import { dashboardSteps } from "@metrika_offline_conversions/../tests/tours/metrika_dashboard";
 
 /**
  * An administrator enters their OAuth application in Settings and presses Connect: the
  * browser goes to the (stand-in) Yandex page, which approves at once and sends it back to the
- * addon's callback, which lands on Settings again with the token's expiry shown. One tour per
- * series (the Python test picks it): 19.0 wants a step that leaves the page to say so.
+ * addon's callback, which lands on Settings again with the token's expiry shown. Then the
+ * administrator opens the dashboard from the Metrica menu. One tour per series (the Python test
+ * picks it): 19.0 wants a step that leaves the page to say so.
  */
 function connectSteps({ series19 }) {
     const leavesPage = (step) => (series19 ? { ...step, expectUnloadPage: true } : step);
@@ -30,6 +32,7 @@ function connectSteps({ series19 }) {
             content: "Back in Settings, connected: the token's expiry is shown",
             trigger: ".metrika_token_expires_at:not(:empty)",
         },
+        ...dashboardSteps(),
     ];
 }
 
