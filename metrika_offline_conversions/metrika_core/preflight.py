@@ -30,7 +30,12 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from .formats._values import _EMAIL_RE, ORDER_STATUSES, is_valid_goal_identifier
+from .formats._values import (
+    _EMAIL_RE,
+    ORDER_STATUSES,
+    is_currency_code,
+    is_valid_goal_identifier,
+)
 from .formats.cdp_detailed import _STATUS_ID_RE
 from .identifiers import CLIENT_ID_MAX_DIGITS, YCLID_MAX_DIGITS
 
@@ -200,13 +205,7 @@ def _check_amount(value, what):
 def _check_currency(value):
     if value is None or value == "":
         return ""
-    if not (
-        isinstance(value, str)
-        and len(value) == 3
-        and value.isascii()
-        and value.isalpha()
-        and value.isupper()
-    ):
+    if not is_currency_code(value):
         raise RowRefused(RULE_CURRENCY, "currency %r is not an ISO 4217 code" % (value,))
     return value
 

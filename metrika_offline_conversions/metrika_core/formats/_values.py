@@ -138,16 +138,21 @@ def format_decimal(value, what="amount", row_id="value"):
     return format(_decimal(value, what, row_id), "f")
 
 
-def _currency(value, row_id):
-    if value is None or value == "":
-        return ""
-    if not (
+def is_currency_code(value):
+    """Whether ``value`` has the form of an ISO 4217 code: three upper-case Latin letters."""
+    return (
         isinstance(value, str)
         and len(value) == 3
         and value.isascii()
         and value.isalpha()
         and value.isupper()
-    ):
+    )
+
+
+def _currency(value, row_id):
+    if value is None or value == "":
+        return ""
+    if not is_currency_code(value):
         raise UploadDataError(
             "%s: currency must be an ISO 4217 code of 3 upper-case letters, got %r"
             % (row_id, value),
