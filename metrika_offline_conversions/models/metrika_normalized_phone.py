@@ -56,6 +56,7 @@ class MetrikaNormalizedPhone(models.Model):
         companies = (
             self.env["res.company"].sudo().search([("metrika_centre_link_enabled", "=", True)])
         )
+        prepared_any = False
         for company in companies:
             region = company._metrika_phone_region()
             prepared = 0
@@ -77,14 +78,17 @@ class MetrikaNormalizedPhone(models.Model):
                 if not odoo_compat.test_owns_transaction(self.env.cr):
                     self.env.cr.commit()  # pylint: disable=invalid-commit
             if prepared:
-                # Fresh statistics: the file's query joins the memo, planned on them.
-                self.env.cr.execute(SQL("ANALYZE metrika_normalized_phone"))
+                prepared_any = True
                 _logger.info(
                     "Metrica: %s phone numbers prepared for the Conversion Centre link of "
                     "company %s",
                     prepared,
                     company.id,
                 )
+        if prepared_any:
+            # Fresh statistics, once for all companies: the file's query joins the memo,
+            # planned on them.
+            self.env.cr.execute(SQL("ANALYZE metrika_normalized_phone"))
 
     @api.autovacuum
     def _gc_metrika_other_phone_rules(self):
